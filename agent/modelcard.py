@@ -1,0 +1,218 @@
+"""The model card: the JSON sidecar that travels with every ``.tflite`` file.
+
+It carries everything that gives the model's numbers a meaning on the device
+(labels, which label is good, how to prepare the input, how to read the output,
+thresholds calibrated on validation data), plus provenance (hashes, tool
+versions) so the agent can refuse a card that does not belong to its model.
+``inspect-model convert`` writes it; the agent only reads it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from agent.status import ExitStatus, InspectError
+
+__all__ = [
+    "CARD_SUFFIX",
+    "InputSpec",
+    "ModelCard",
+    "QuantParams",
+    "TensorSpec",
+    "Thresholds",
+    "card_path_for",
+    "file_sha256",
+    "load_card",
+    "save_card",
+]
+
+CARD_SUFFIX = ".json"
+SCHEMA_VERSION = 1
+
+Dtype = Literal["float32", "float16", "uint8", "int8", "int32", "int64", "bool"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class QuantParams(_Strict):
+    """Affine quantization: real = scale * (q - zero_point)."""
+
+    scale: float = Field(gt=0)
+    zero_point: int
+
+
+class TensorSpec(_Strict):
+    name: str
+    shape: list[int]
+    dtype: Dtype
+    quantization: QuantParams | None = Field(
+        default=None, description="Present when the tensor is quantized (int8/uint8)."
+    )
+
+
+class InputSpec(TensorSpec):
+    """How a camera frame becomes the input tensor.
+
+    The float value fed to the network is ``(pixel - mean) / std`` per channel, with
+    pixels in 0..255 after resizing and colour conversion. Our own models normalise
+    inside the graph, so their cards say mean 0, std 1 and an int8 model's input
+    quantization is close to identity (scale ~1): preprocessing is a resize and a cast.
+    """
+
+    color_order: Literal["RGB", "BGR", "GRAY"] = "RGB"
+    resize: Literal["stretch", "letterbox"] = "stretch"
+    mean: list[float] = Field(default_factory=lambda: [0.0])
+    std: list[float] = Field(default_factory=lambda: [1.0])
+
+    @model_validator(mode="after")
+    def _check(self) -> InputSpec:
+        if len(self.shape) != 4:
+            raise ValueError(f"input shape must be [1, height, width, channels], got {self.shape}")
+        channels = self.shape[3]
+        expected = 1 if self.color_order == "GRAY" else 3
+        if channels != expected:
+            raise ValueError(
+                f"color_order {self.color_order} needs {expected} channel(s), shape has {channels}"
+            )
+        for key in ("mean", "std"):
+            values = getattr(self, key)
+            if len(values) not in (1, channels):
+                raise ValueError(f"{key} must have 1 or {channels} values, got {len(values)}")
+        if any(s == 0 for s in self.std):
+            raise ValueError("std values must be non-zero")
+        return self
+
+    @property
+    def height(self) -> int:
+        return self.shape[1]
+
+    @property
+    def width(self) -> int:
+        return self.shape[2]
+
+    @property
+    def channels(self) -> int:
+        return self.shape[3]
+
+
+class Thresholds(_Strict):
+    """Decision thresholds on the defect score (1 - p(good)); a score equal to the threshold is good."""
+
+    defect: float = Field(default=0.5, ge=0.0, le=1.0, description="NG when defect score > this.")
+    per_label: dict[str, float] = Field(
+        default_factory=dict, description="Optional per-defect-label thresholds on that label's probability."
+    )
+    source: str = Field(default="default", description="'default' or how it was calibrated.")
+    target_recall: float | None = None
+
+
+class ModelCard(_Strict):
+    schema_version: int = SCHEMA_VERSION
+    name: str
+    version: str = "1"
+    task: Literal["classification", "anomaly", "detection", "timeseries"] = "classification"
+    labels: list[str] = Field(min_length=1)
+    good_label: str | None = None
+    quantization: Literal["float32", "float16", "dynamic", "int8"]
+    input: InputSpec
+    outputs: list[TensorSpec] = Field(min_length=1)
+    thresholds: Thresholds = Field(default_factory=Thresholds)
+    metrics: dict[str, Any] = Field(default_factory=dict)
+    training: dict[str, Any] = Field(default_factory=dict)
+    source_model: dict[str, Any] = Field(default_factory=dict)
+    tflite_file: str
+    tflite_sha256: str
+    tflite_bytes: int
+    tools: dict[str, str] = Field(default_factory=dict)
+    created: str
+
+    @model_validator(mode="after")
+    def _check_labels(self) -> ModelCard:
+        if self.good_label is not None and self.good_label not in self.labels:
+            raise ValueError(f"good_label {self.good_label!r} is not one of labels {self.labels}")
+        if len(set(self.labels)) != len(self.labels):
+            raise ValueError(f"labels must be unique, got {self.labels}")
+        unknown = set(self.thresholds.per_label) - set(self.labels)
+        if unknown:
+            raise ValueError(f"thresholds.per_label names unknown labels {sorted(unknown)}")
+        return self
+
+    def verify_file(self, tflite_path: Path) -> None:
+        """Refuse a card that does not describe this exact file."""
+        actual = file_sha256(tflite_path)
+        if actual != self.tflite_sha256:
+            raise InspectError(
+                f"model card {card_path_for(tflite_path)} does not match {tflite_path}: "
+                f"card sha256 {self.tflite_sha256[:12]}…, file sha256 {actual[:12]}…",
+                ExitStatus.DATA_ERROR,
+            )
+
+    def verify_tensors(self, inputs: list[TensorSpec], outputs: list[TensorSpec]) -> None:
+        """Refuse a card whose tensor shapes or dtypes differ from the interpreter's."""
+        problems = []
+        if len(inputs) != 1:
+            problems.append(f"model has {len(inputs)} inputs, the card describes 1")
+        elif (inputs[0].shape, inputs[0].dtype) != (self.input.shape, self.input.dtype):
+            problems.append(
+                f"input is {inputs[0].dtype}{inputs[0].shape} in the model, "
+                f"{self.input.dtype}{self.input.shape} in the card"
+            )
+        if len(outputs) != len(self.outputs):
+            problems.append(f"model has {len(outputs)} outputs, the card describes {len(self.outputs)}")
+        else:
+            for got, want in zip(outputs, self.outputs, strict=True):
+                if (got.shape, got.dtype) != (want.shape, want.dtype):
+                    problems.append(
+                        f"output {want.name} is {got.dtype}{got.shape} in the model, "
+                        f"{want.dtype}{want.shape} in the card"
+                    )
+        if problems:
+            raise InspectError(
+                "model card does not match the model: " + "; ".join(problems), ExitStatus.DATA_ERROR
+            )
+
+    @property
+    def defect_labels(self) -> list[str]:
+        return [label for label in self.labels if label != self.good_label]
+
+
+def card_path_for(tflite_path: Path) -> Path:
+    return tflite_path.with_suffix(CARD_SUFFIX)
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def load_card(path: Path) -> ModelCard:
+    """Read and validate a card; errors name the file and the offending field."""
+    try:
+        raw = json.loads(path.read_text())
+    except FileNotFoundError as exc:
+        raise InspectError(f"model card not found: {path}", ExitStatus.NO_INPUT) from exc
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise InspectError(f"model card {path} is not readable JSON: {exc}", ExitStatus.DATA_ERROR) from exc
+    try:
+        return ModelCard.model_validate(raw)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(part) for part in first["loc"]) or "(top level)"
+        raise InspectError(
+            f"model card {path} is invalid at {where}: {first['msg']} ({exc.error_count()} error(s))",
+            ExitStatus.DATA_ERROR,
+        ) from exc
+
+
+def save_card(card: ModelCard, path: Path) -> None:
+    path.write_text(json.dumps(card.model_dump(mode="json"), indent=2) + "\n")

@@ -1,0 +1,217 @@
+"""synth -> train -> convert (all four variants) -> evaluate, for real, on a tiny generated set.
+
+One module-scoped run keeps TensorFlow's start-up and training to ~1 minute;
+each test then checks one promise of the toolchain on its outputs.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from agent.model import TFLiteModel
+from agent.modelcard import card_path_for, file_sha256, load_card
+from agent.status import ExitStatus
+from tools.cli import main
+from tools.convert import VARIANTS
+from tools.synth import generate_images
+
+pytestmark = pytest.mark.slow
+
+INPUT_SIZE = 64
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+@dataclass
+class Run:
+    data: Path
+    run: Path
+    models: Path
+    report: Path
+    train_stdout: str
+
+
+@pytest.fixture(scope="module")
+def toolchain(tmp_path_factory: pytest.TempPathFactory) -> Run:
+    root = tmp_path_factory.mktemp("toolchain")
+    data = root / "data"
+    generate_images(data, count=240, seed=3, size=128, defect_ratio=0.5, kinds=("scratch", "spot", "crack"))
+    # Junk a real folder has: an unreadable "image" and a note; both are skipped and counted.
+    (data / "good" / "corrupt.png").write_bytes(b"not a png at all")
+    (data / "good" / "notes.txt").write_text("shift B, lamp replaced")
+    run, models, report = root / "run", root / "models", root / "report"
+    train = ["train", "--data", str(data), "--out", str(run), "--input-size", str(INPUT_SIZE)]
+    assert main([*train, "--epochs", "8", "--batch-size", "16"]) == 0
+    assert (
+        main(["convert", "--model", str(run / "model.keras"), "--out", str(models), "--name", "parts"]) == 0
+    )
+    argv = ["evaluate", "--data", str(data), "--out", str(report), "--latency-runs", "5", "--write-threshold"]
+    argv += ["--model", str(run / "model.keras")]
+    argv += [arg for v in VARIANTS for arg in ("--model", str(models / f"parts_{v}.tflite"))]
+    assert main(argv) == 0
+    return Run(data, run, models, report, "")
+
+
+def test_training_writes_model_record_and_curves(toolchain: Run) -> None:
+    record = json.loads((toolchain.run / "training.json").read_text())
+    assert record["labels"] == ["crack", "good", "scratch", "spot"]
+    assert record["good_label"] == "good"
+    assert record["input"]["shape"] == [1, INPUT_SIZE, INPUT_SIZE, 3]
+    assert record["epochs_run"] == 8 and 1 <= record["best_epoch"] <= 8
+    assert record["data"]["train"]["skipped"] == {"unreadable": 1, "not_an_image": 1}
+    assert sum(record["data"]["train"]["classes"].values()) + record["data"]["validation"]["images"] == 240
+    assert set(record["class_weights"]) == {"0", "1", "2", "3"}
+    assert 0.0 <= record["thresholds"]["defect"] <= 1.0
+    assert (toolchain.run / "curves.png").read_bytes().startswith(PNG_MAGIC)
+    assert record["model_sha256"] == file_sha256(toolchain.run / "model.keras")
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_every_variant_has_a_matching_card(toolchain: Run, variant: str) -> None:
+    path = toolchain.models / f"parts_{variant}.tflite"
+    card = load_card(card_path_for(path))
+    card.verify_file(path)  # sha256 matches
+    model = TFLiteModel(path, num_threads=1)
+    card.verify_tensors(model.inputs, model.outputs)  # shapes and dtypes match
+    assert card.quantization == variant
+    assert card.input.shape == [1, INPUT_SIZE, INPUT_SIZE, 3]
+    assert card.input.color_order == "RGB"
+    assert card.labels == ["crack", "good", "scratch", "spot"] and card.good_label == "good"
+    assert card.tflite_bytes == path.stat().st_size
+    assert card.source_model["sha256"] == file_sha256(toolchain.run / "model.keras")
+    assert {"tensorflow", "keras", "inspect-edge"} <= set(card.tools)
+    check = card.metrics["verification"]
+    assert check["passed"] and check["samples"] == 200  # --rep-samples default
+    assert check["confident_agreement"] >= 0.97 and check["confident_samples"] >= 50
+
+
+def test_int8_model_has_identity_uint8_input_and_quantized_output(toolchain: Run) -> None:
+    card = load_card(toolchain.models / "parts_int8.json")
+    assert card.input.dtype == "uint8"
+    assert card.input.quantization is not None
+    # Input range pinned to 0..255, so device preprocessing is a resize and a cast.
+    assert (card.input.quantization.scale, card.input.quantization.zero_point) == (1.0, 0)
+    (output,) = card.outputs
+    assert output.dtype == "uint8" and output.shape == [1, 4]
+    assert output.quantization is not None and output.quantization.scale == pytest.approx(1 / 256)
+
+
+def test_quantized_variants_agree_with_float(toolchain: Run) -> None:
+    cards = {v: load_card(toolchain.models / f"parts_{v}.json") for v in VARIANTS}
+    assert cards["float32"].metrics["verification"]["max_abs_diff"] < 1e-4
+    assert cards["float16"].metrics["verification"]["max_abs_diff"] < 0.02
+    assert cards["int8"].metrics["verification"]["mean_abs_diff"] < 0.05
+    sizes = {v: card.tflite_bytes for v, card in cards.items()}
+    assert sizes["int8"] < 0.45 * sizes["float32"]  # weights 4x smaller; graph overhead dominates tiny models
+    assert sizes["float16"] < 0.7 * sizes["float32"]
+
+
+def test_int8_io_option_gives_signed_input(toolchain: Run, tmp_path: Path) -> None:
+    argv = ["convert", "--model", str(toolchain.run / "model.keras"), "--out", str(tmp_path), "--name", "s"]
+    assert main([*argv, "--variants", "int8", "--int8-io", "int8", "--rep-data", str(toolchain.data)]) == 0
+    card = load_card(tmp_path / "s_int8.json")
+    assert card.input.dtype == "int8" and card.input.quantization is not None
+    assert (card.input.quantization.scale, card.input.quantization.zero_point) == (1.0, -128)
+    assert card.outputs[0].dtype == "int8"
+
+
+def test_evaluate_reports_every_variant(toolchain: Run) -> None:
+    report = json.loads((toolchain.report / "report.json").read_text())
+    names = [v["name"] for v in report["variants"]]
+    assert names == ["model.keras", *(f"parts_{v}.tflite" for v in VARIANTS)]
+    assert report["data"]["images"] == 240 and report["data"]["skipped"]["unreadable"] == 1
+    for variant in report["variants"]:
+        metrics = variant["metrics"]
+        assert 0.0 <= metrics["accuracy"] <= 1.0
+        assert set(metrics["per_class"]) >= {"good", "crack", "scratch", "spot"}
+        assert np.sum(metrics["confusion_matrix"]) == 240
+        assert metrics["defect_roc_auc"] is not None
+        assert variant["threshold_for_target_recall"]["recall"] >= 0.98
+        if variant["kind"] == "tflite":
+            assert set(variant["latency_ms"]) == {"threads_1", f"threads_{report_threads()}"}
+        for plot in variant["plots"].values():
+            assert (toolchain.report / plot).read_bytes().startswith(PNG_MAGIC)
+    assert (toolchain.report / "roc.png").read_bytes().startswith(PNG_MAGIC)
+    assert "parts_int8.tflite" in (toolchain.report / "report.md").read_text()
+    assert "<table>" in (toolchain.report / "report.html").read_text()
+
+
+def report_threads() -> int:
+    import os
+
+    return os.cpu_count() or 1
+
+
+def test_write_threshold_updates_cards_and_keeps_them_valid(toolchain: Run) -> None:
+    report = json.loads((toolchain.report / "report.json").read_text())
+    int8 = next(v for v in report["variants"] if v["name"] == "parts_int8.tflite")
+    card = load_card(toolchain.models / "parts_int8.json")
+    assert card.thresholds.defect == pytest.approx(int8["threshold_for_target_recall"]["threshold"])
+    assert card.thresholds.source.startswith("evaluate on")
+    card.verify_file(toolchain.models / "parts_int8.tflite")
+
+
+def test_evaluate_refuses_a_card_that_does_not_match(
+    toolchain: Run, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The float32 card placed beside the int8 model: hashes and tensors disagree.
+    shutil.copy(toolchain.models / "parts_int8.tflite", tmp_path / "parts.tflite")
+    shutil.copy(toolchain.models / "parts_float32.json", tmp_path / "parts.json")
+    code = main(
+        [
+            "evaluate",
+            "--data",
+            str(toolchain.data),
+            "--out",
+            str(tmp_path / "r"),
+            "--model",
+            str(tmp_path / "parts.tflite"),
+        ]
+    )
+    assert code == ExitStatus.DATA_ERROR
+    assert "does not match" in capsys.readouterr().err
+
+
+def test_agreement_gate_fails_with_exit_3(
+    toolchain: Run, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = [
+        "convert",
+        "--model",
+        str(toolchain.run / "model.keras"),
+        "--out",
+        str(tmp_path),
+        "--variants",
+        "int8",
+    ]
+    assert main([*argv, "--min-agreement", "1.01"]) == ExitStatus.CHECK_FAILED
+    assert "below --min-agreement" in capsys.readouterr().err
+    assert load_card(tmp_path / "run_int8.json").metrics["verification"]["passed"] is False
+
+
+def test_a_trained_model_beats_chance_on_its_images(toolchain: Run) -> None:
+    """Guards against a pipeline that runs but learns nothing (e.g. colour order mixed up)."""
+    report = json.loads((toolchain.report / "report.json").read_text())
+    keras_auc = report["variants"][0]["metrics"]["defect_roc_auc"]
+    assert keras_auc > 0.6
+
+
+def test_grey_images_train_a_grey_model(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    for label in ("good", "scratch"):
+        (data / label).mkdir(parents=True)
+        for i in range(6):
+            image = np.full((50 + i, 70, 1), 90, np.uint8)
+            if label == "scratch":
+                cv2.line(image, (5, 5), (60, 40), 255, 2)
+            cv2.imwrite(str(data / label / f"{i}.png"), image)
+    argv = ["train", "--data", str(data), "--out", str(tmp_path / "run"), "--epochs", "1", "--color", "gray"]
+    assert main([*argv, "--input-size", "32", "--width", "0.5"]) == 0
+    record = json.loads((tmp_path / "run" / "training.json").read_text())
+    assert record["input"]["shape"] == [1, 32, 32, 1] and record["input"]["color_order"] == "GRAY"

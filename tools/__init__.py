@@ -1,0 +1,1 @@
+"""Workstation toolchain (``inspect-model``): synthesise data, train, convert, evaluate."""

@@ -1,0 +1,38 @@
+"""Small helpers shared by the subcommands: output folders and path checks with clear errors."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+from agent.status import ExitStatus, InspectError
+
+__all__ = ["ensure_output_dir", "require_dir", "require_file"]
+
+
+def ensure_output_dir(path: Path) -> Path:
+    """Create ``path`` (and parents) and prove it is writable, or fail with CANT_CREATE.
+
+    A real write probe, not ``os.access``: root passes ``os.access`` on read-only
+    mounts, and we would rather fail now than after an hour of training.
+    """
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=path):
+            pass
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        raise InspectError(f"cannot write to output folder {path}: {reason}", ExitStatus.CANT_CREATE) from exc
+    return path
+
+
+def require_dir(path: Path, what: str) -> Path:
+    if not path.is_dir():
+        raise InspectError(f"{what} {path} is not a folder", ExitStatus.NO_INPUT)
+    return path
+
+
+def require_file(path: Path, what: str) -> Path:
+    if not path.exists():
+        raise InspectError(f"{what} {path} does not exist", ExitStatus.NO_INPUT)
+    return path

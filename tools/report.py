@@ -1,0 +1,211 @@
+"""Evaluation report files: report.json for programs, report.md and report.html for people, PNG plots."""
+
+from __future__ import annotations
+
+import html
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from tools.dataset import LabelledImages
+from tools.metrics import defect_scores
+from tools.plots import plot_confusion, plot_misses, plot_roc
+from tools.variants import Variant
+
+__all__ = ["dump_json", "write_reports"]
+
+
+def dump_json(report: dict[str, Any], path: Path) -> None:
+    """JSON without private keys (those starting with '_', e.g. raw probabilities)."""
+
+    def clean(value: Any) -> Any:
+        if isinstance(value, dict):
+            return {k: clean(v) for k, v in value.items() if not str(k).startswith("_")}
+        if isinstance(value, list):
+            return [clean(v) for v in value]
+        return value
+
+    path.write_text(json.dumps(clean(report), indent=2) + "\n")
+
+
+def _slug(name: str) -> str:
+    return "".join(ch if ch.isalnum() else "_" for ch in name)
+
+
+def _misses(
+    variant: Variant, result: dict[str, Any], data: LabelledImages, limit: int
+) -> tuple[list[np.ndarray], list[str]]:
+    """Wrong decisions first (defects passed as good, then good parts rejected), then wrong defect kinds."""
+    probs = result["_probs"]
+    good = variant.good_index
+    scores = defect_scores(probs, good)
+    is_defect = data.labels != good
+    flagged = scores > variant.threshold
+    predicted = probs.argmax(axis=1)
+    escaped = np.flatnonzero(is_defect & ~flagged)
+    rejected = np.flatnonzero(~is_defect & flagged)
+    wrong_kind = np.flatnonzero(is_defect & flagged & (predicted != data.labels))
+    order = np.concatenate([escaped, rejected, wrong_kind])[:limit]
+    images, captions = [], []
+    for i in order:
+        images.append(data.pixels[i])
+        captions.append(
+            f"{data.class_names[data.labels[i]]} -> {data.class_names[predicted[i]]} ({scores[i]:.2f})"
+        )
+    return images, captions
+
+
+def write_reports(
+    report: dict[str, Any],
+    entries: list[tuple[Variant, dict[str, Any], LabelledImages]],
+    out: Path,
+    max_misses: int,
+) -> None:
+    from sklearn.metrics import roc_curve
+
+    curves = {}
+    for variant, result, data in entries:
+        slug = _slug(variant.name)
+        plot_confusion(
+            result["metrics"]["confusion_matrix"],
+            data.class_names,
+            variant.name,
+            out / f"confusion_{slug}.png",
+        )
+        images, captions = _misses(variant, result, data, max_misses)
+        plot_misses(
+            images,
+            captions,
+            f"{variant.name}: misses at threshold {variant.threshold:.3f}",
+            out / f"misses_{slug}.png",
+        )
+        result["plots"] = {"confusion": f"confusion_{slug}.png", "misses": f"misses_{slug}.png"}
+        is_defect = data.labels != variant.good_index
+        if is_defect.any() and (~is_defect).any():
+            fpr, tpr, _ = roc_curve(is_defect, defect_scores(result["_probs"], variant.good_index))
+            curves[variant.name] = (fpr, tpr, result["metrics"]["defect_roc_auc"])
+    plot_roc(curves, out / "roc.png")
+    report["plots"] = {"roc": "roc.png"}
+    dump_json(report, out / "report.json")
+    (out / "report.md").write_text(_markdown(report))
+    (out / "report.html").write_text(_html(report))
+
+
+def _summary_rows(report: dict[str, Any]) -> list[list[str]]:
+    rows = []
+    for r in report["variants"]:
+        m, t, v = r["metrics"], r["threshold_for_target_recall"], r["vs_reference"]
+        lat = r["latency_ms"]
+        rows.append(
+            [
+                r["name"],
+                r["quantization"],
+                f"{r['size_bytes']:,}",
+                f"{v['size_ratio']:.2f}" if v["size_ratio"] else "",
+                f"{100 * m['accuracy']:.2f}",
+                f"{v['accuracy_delta_points']:+.2f}",
+                f"{v['top1_agreement']:.4f}",
+                f"{m['defect_roc_auc']:.4f}" if m["defect_roc_auc"] is not None else "n/a",
+                f"{m['defect_threshold']:.3f}: P {m['defect_precision']:.3f} R {m['defect_recall']:.3f}",
+                f"{t['threshold']:.3f}: P {t['precision']:.3f} R {t['recall']:.3f}",
+                " / ".join(f"{k.split('_')[1]}t {x['p50']:.2f}" for k, x in lat.items()) or "n/a",
+            ]
+        )
+    return rows
+
+
+_HEADER = [
+    "variant",
+    "quant",
+    "bytes",
+    "size vs ref",
+    "accuracy %",
+    "Δ acc (pts)",
+    "agreement",
+    "defect AUC",
+    "card threshold",
+    "threshold @ target recall",
+    "p50 ms by threads",
+]
+
+
+def _md_table(header: list[str], rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def _per_class_rows(result: dict[str, Any]) -> list[list[str]]:
+    rows = []
+    for name, m in result["metrics"]["per_class"].items():
+        if isinstance(m, dict) and "support" in m and name not in ("macro avg", "weighted avg"):
+            rows.append(
+                [
+                    name,
+                    f"{m['precision']:.3f}",
+                    f"{m['recall']:.3f}",
+                    f"{m['f1-score']:.3f}",
+                    str(int(m["support"])),
+                ]
+            )
+    return rows
+
+
+def _markdown(report: dict[str, Any]) -> str:
+    data = report["data"]
+    parts = [
+        "# Evaluation report",
+        "",
+        f"Data: `{data['source']}`, {data['images']} images {data['classes']}; skipped {data['skipped']}.",
+        f"Target defect recall: {report['target_recall']}. Reference: `{report['variants'][0]['name']}`.",
+        "",
+        _md_table(_HEADER, _summary_rows(report)),
+        "",
+        "![ROC](roc.png)",
+    ]
+    for r in report["variants"]:
+        parts += [
+            "",
+            f"## {r['name']}",
+            "",
+            _md_table(["class", "precision", "recall", "F1", "support"], _per_class_rows(r)),
+            "",
+            f"![confusion]({r['plots']['confusion']})",
+            f"![misses]({r['plots']['misses']})",
+        ]
+    return "\n".join(parts) + "\n"
+
+
+def _html_table(header: list[str], rows: list[list[str]]) -> str:
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>" for row in rows)
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def _html(report: dict[str, Any]) -> str:
+    data = report["data"]
+    sections = [
+        "<h1>Evaluation report</h1>",
+        f"<p>Data: <code>{html.escape(data['source'])}</code>, {data['images']} images "
+        f"{html.escape(str(data['classes']))}; skipped {html.escape(str(data['skipped']))}. "
+        f"Target defect recall {report['target_recall']}.</p>",
+        _html_table(_HEADER, _summary_rows(report)),
+        '<img src="roc.png" alt="ROC curves">',
+    ]
+    for r in report["variants"]:
+        sections += [
+            f"<h2>{html.escape(r['name'])}</h2>",
+            _html_table(["class", "precision", "recall", "F1", "support"], _per_class_rows(r)),
+            f'<img src="{r["plots"]["confusion"]}" alt="confusion matrix">',
+            f'<img src="{r["plots"]["misses"]}" alt="misses">',
+        ]
+    style = (
+        "body{font-family:sans-serif;margin:2em;max-width:1400px}table{border-collapse:collapse;margin:1em 0}"
+        "td,th{border:1px solid #ccc;padding:4px 8px;font-size:13px}th{background:#eee}img{max-width:100%}"
+    )
+    return (
+        f"<!doctype html><html><head><meta charset='utf-8'><title>Evaluation report</title>"
+        f"<style>{style}</style></head><body>{''.join(sections)}</body></html>\n"
+    )

@@ -1,0 +1,141 @@
+"""A trained Keras/SavedModel model plus the facts the model card needs about it.
+
+Those facts (labels, good label, colour order, normalisation, calibrated
+thresholds) come from the ``training.json`` that ``train`` wrote beside the model,
+or from command-line flags for models trained elsewhere.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from agent.modelcard import file_sha256
+from agent.status import ExitStatus, InspectError
+from tools.tf_util import import_tensorflow
+
+__all__ = ["ModelMeta", "SourceModel", "load_source_model", "meta_from_training_json"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ModelMeta:
+    labels: list[str]
+    good_label: str | None
+    color_order: str = "RGB"
+    resize: str = "stretch"
+    mean: list[float] = field(default_factory=lambda: [0.0])
+    std: list[float] = field(default_factory=lambda: [1.0])
+    thresholds: dict[str, Any] = field(default_factory=dict)
+    training: dict[str, Any] = field(default_factory=dict)
+    validation: dict[str, Any] = field(default_factory=dict)
+
+
+def meta_from_training_json(path: Path) -> ModelMeta:
+    try:
+        record = json.loads(path.read_text())
+        return ModelMeta(
+            labels=list(record["labels"]),
+            good_label=record.get("good_label"),
+            color_order=record["input"]["color_order"],
+            resize=record["input"].get("resize", "stretch"),
+            mean=list(record["input"].get("mean", [0.0])),
+            std=list(record["input"].get("std", [1.0])),
+            thresholds=dict(record.get("thresholds", {})),
+            training={"data": record.get("data", {}), "epochs_run": record.get("epochs_run")},
+            validation={k: record["validation"].get(k) for k in ("accuracy", "defect_roc_auc", "images")}
+            if "validation" in record
+            else {},
+        )
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise InspectError(f"cannot read training record {path}: {exc!r}", ExitStatus.DATA_ERROR) from exc
+
+
+@dataclass
+class SourceModel:
+    path: Path
+    format: str  # "keras", "h5" or "saved_model"
+    input_shape: tuple[int, int, int]
+    num_outputs: int
+    sha256: str
+    _model: Any
+
+    def predict(self, pixels: np.ndarray, batch_size: int = 64) -> np.ndarray:
+        """(N, H, W, C) uint8 pixels -> (N, K) float32 outputs."""
+        values = pixels.astype(np.float32)
+        if self.format == "saved_model":
+            fn = self._model.signatures["serving_default"]
+            outs = [
+                next(iter(fn(values[i : i + batch_size]).values())).numpy()
+                for i in range(0, len(values), batch_size)
+            ]
+            return np.concatenate(outs).astype(np.float32)
+        return np.asarray(self._model.predict(values, batch_size=batch_size, verbose=0), dtype=np.float32)
+
+    def converter(self) -> Any:
+        tf = import_tensorflow()
+        if self.format == "saved_model":
+            return tf.lite.TFLiteConverter.from_saved_model(str(self.path))
+        return tf.lite.TFLiteConverter.from_keras_model(self._model)
+
+    @property
+    def keras_model(self) -> Any:
+        return self._model
+
+
+def _sha256_of(path: Path) -> str:
+    if path.is_file():
+        return file_sha256(path)
+    pb = path / "saved_model.pb"
+    return file_sha256(pb) if pb.is_file() else ""
+
+
+def load_source_model(path: Path) -> SourceModel:
+    """Load ``.keras``, legacy ``.h5`` or a SavedModel folder; refuse what is not rank-4 image input."""
+    if not path.exists():
+        raise InspectError(f"model {path} does not exist", ExitStatus.NO_INPUT)
+    tf = import_tensorflow()
+    import keras
+
+    try:
+        if path.is_dir():
+            if not (path / "saved_model.pb").is_file():
+                raise InspectError(f"{path} is a folder without saved_model.pb", ExitStatus.DATA_ERROR)
+            model, fmt = tf.saved_model.load(str(path)), "saved_model"
+            fn = model.signatures["serving_default"]
+            spec = next(iter(fn.structured_input_signature[1].values()))
+            in_shape = list(spec.shape)
+            out_shape = list(next(iter(fn.structured_outputs.values())).shape)
+        elif path.suffix in (".keras", ".h5", ".hdf5"):
+            model = keras.models.load_model(str(path), compile=False)
+            fmt = "keras" if path.suffix == ".keras" else "h5"
+            in_shape, out_shape = list(model.inputs[0].shape), list(model.outputs[0].shape)
+        else:
+            raise InspectError(
+                f"{path}: unsupported model format {path.suffix!r} (use .keras, .h5 or a SavedModel folder)",
+                ExitStatus.DATA_ERROR,
+            )
+    except InspectError:
+        raise
+    except Exception as exc:  # Keras raises many types for a damaged file
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise InspectError(f"cannot read model {path}: {first}", ExitStatus.DATA_ERROR) from exc
+    if len(in_shape) != 4 or any(d is None for d in in_shape[1:]):
+        raise InspectError(
+            f"model {path} input must be rank 4 (batch, height, width, channels) with fixed sizes, "
+            f"got {in_shape}",
+            ExitStatus.DATA_ERROR,
+        )
+    if len(out_shape) != 2:
+        raise InspectError(
+            f"model {path} output must be (batch, classes) probabilities, got shape {out_shape}",
+            ExitStatus.DATA_ERROR,
+        )
+    h, w, c = (int(d) for d in in_shape[1:])
+    return SourceModel(path, fmt, (h, w, c), int(out_shape[1]), _sha256_of(path), model)

@@ -1,0 +1,247 @@
+"""``inspect-model train``: a small CNN from scratch on an ImageFolder tree or manifest CSV.
+
+    inspect-model train --data data/parts --out runs/parts --input-size 128 --epochs 30
+
+Writes ``model.keras`` (the best epoch by validation loss), ``training.json``
+(arguments, data summary, history, validation metrics, a defect threshold
+calibrated for ``--target-recall``) and ``curves.png``. ``convert`` reads
+``training.json`` to fill the model card.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from agent.modelcard import InputSpec, file_sha256
+from agent.status import ExitStatus, InspectError
+from tools._cli_util import ensure_output_dir
+from tools.dataset import LabelledImages, load_images, stratified_split
+from tools.metrics import classification_metrics, defect_scores, threshold_for_recall
+from tools.tf_util import import_tensorflow, tool_versions, tqdm_epochs
+
+__all__ = ["TRAINING_JSON", "add_parser", "run"]
+
+log = logging.getLogger(__name__)
+
+TRAINING_JSON = "training.json"
+
+
+def add_parser(subparsers: Any) -> None:
+    p = subparsers.add_parser(
+        "train",
+        help="train a good/defect CNN from scratch",
+        description=__doc__,
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    p.add_argument(
+        "--data", type=Path, required=True, help="ImageFolder tree (class sub-folders) or manifest .csv"
+    )
+    p.add_argument("--val-data", type=Path, help="validation set (default: a stratified split of --data)")
+    p.add_argument(
+        "--out", type=Path, required=True, help="run folder for model.keras, training.json, curves.png"
+    )
+    p.add_argument("--good-label", default="good", help="the class that means a good part")
+    p.add_argument("--input-size", type=int, default=128, help="square input side in pixels")
+    p.add_argument("--color", choices=["rgb", "gray"], default="rgb", help="colour or greyscale input")
+    p.add_argument(
+        "--resize", choices=["stretch", "letterbox"], default="stretch", help="how images meet the input"
+    )
+    p.add_argument("--width", type=float, default=1.0, help="channel width multiplier (0.5 = ~4x fewer MACs)")
+    p.add_argument("--epochs", type=int, default=30)
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--lr", type=float, default=2e-3, help="initial Adam learning rate")
+    p.add_argument(
+        "--patience", type=int, default=8, help="early stopping: epochs without val_loss improvement"
+    )
+    p.add_argument("--val-fraction", type=float, default=0.2)
+    p.add_argument(
+        "--target-recall", type=float, default=0.98, help="defect recall the calibrated threshold keeps"
+    )
+    p.add_argument("--no-class-weights", action="store_true", help="do not reweight classes by frequency")
+    p.add_argument("--seed", type=int, default=0)
+    aug = p.add_argument_group("augmentation (on the fly, training images only)")
+    aug.add_argument("--no-augment", action="store_true", help="switch all augmentation off")
+    aug.add_argument("--flip", choices=["none", "horizontal", "vertical", "both"], default="both")
+    aug.add_argument("--rotate", type=float, default=180.0, help="max rotation in degrees")
+    aug.add_argument("--shift", type=float, default=0.05, help="max shift as a fraction of the side")
+    aug.add_argument("--brightness", type=float, default=0.2, help="max brightness change, fraction of range")
+    aug.add_argument("--contrast", type=float, default=0.2, help="max contrast change factor")
+    aug.add_argument("--noise", type=float, default=3.0, help="Gaussian pixel noise sigma (0..255 scale)")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    started = time.monotonic()
+    out = ensure_output_dir(args.out)
+    spec = InputSpec(
+        name="image",
+        shape=[1, args.input_size, args.input_size, 1 if args.color == "gray" else 3],
+        dtype="float32",
+        color_order="GRAY" if args.color == "gray" else "RGB",
+        resize=args.resize,
+    )
+    train_set, val_set = _load_split(args, spec)
+    good_index = _good_index(train_set.class_names, args.good_label)
+    tf = import_tensorflow()
+    import keras
+
+    keras.utils.set_random_seed(args.seed)
+    from tools.architectures import build_classifier
+
+    model = build_classifier((spec.height, spec.width, spec.channels), len(train_set.class_names), args.width)
+    model.compile(
+        optimizer=keras.optimizers.Adam(args.lr), loss="sparse_categorical_crossentropy", metrics=["accuracy"]
+    )
+    log.info("model: %d parameters, input %s", model.count_params(), spec.shape)
+    weights = None if args.no_class_weights else _class_weights(train_set.labels, len(train_set.class_names))
+    history = model.fit(
+        _dataset(tf, train_set, args, training=True),
+        validation_data=_dataset(tf, val_set, args, training=False),
+        epochs=args.epochs,
+        class_weight=weights,
+        callbacks=_callbacks(keras, out / "model.keras", args, _calibration_sample(train_set, args.seed)),
+        shuffle=False,  # the tf.data pipeline shuffles
+        verbose=0,
+    ).history
+    best = keras.models.load_model(out / "model.keras", compile=False)
+    probs = best.predict(val_set.pixels.astype(np.float32), batch_size=64, verbose=0)
+    scores = defect_scores(probs, good_index)
+    choice = threshold_for_recall(val_set.labels != good_index, scores, args.target_recall)
+    best_epoch = int(np.argmin(history["val_loss"])) + 1
+    record = {
+        "task": "classification",
+        "args": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items() if k != "func"},
+        "labels": train_set.class_names,
+        "good_label": args.good_label,
+        "input": spec.model_dump(mode="json", include={"shape", "color_order", "resize", "mean", "std"}),
+        "parameters": int(model.count_params()),
+        "data": {"source": str(args.data), "train": train_set.summary(), "validation": val_set.summary()},
+        "class_weights": weights,
+        "history": {k: [float(v) for v in vals] for k, vals in history.items()},
+        "best_epoch": best_epoch,
+        "epochs_run": len(history["val_loss"]),
+        "validation": classification_metrics(
+            val_set.labels, probs, train_set.class_names, good_index, choice.threshold
+        ),
+        "thresholds": {
+            "defect": choice.threshold,
+            "target_recall": args.target_recall,
+            "source": f"validation split, {len(val_set)} images",
+        },
+        "model_sha256": file_sha256(out / "model.keras"),
+        "tools": tool_versions(),
+        "seconds": round(time.monotonic() - started, 1),
+    }
+    (out / TRAINING_JSON).write_text(json.dumps(record, indent=2) + "\n")
+    from tools.plots import plot_curves
+
+    plot_curves(record["history"], out / "curves.png", best_epoch)
+    val = record["validation"]
+    print(
+        f"trained {record['epochs_run']} epochs in {record['seconds']} s; best epoch {best_epoch}: "
+        f"val accuracy {val['accuracy']:.4f}, defect ROC-AUC {val['defect_roc_auc']}, "
+        f"threshold {choice.threshold:.4f} -> recall {choice.recall:.4f} precision {choice.precision:.4f}\n"
+        f"wrote {out / 'model.keras'}, {out / TRAINING_JSON}, {out / 'curves.png'}"
+    )
+    return int(ExitStatus.OK)
+
+
+def _load_split(args: argparse.Namespace, spec: InputSpec) -> tuple[LabelledImages, LabelledImages]:
+    data = load_images(args.data, spec)
+    if len(data.class_names) < 2:
+        raise InspectError(
+            f"{args.data} has a single class {data.class_names}: a classifier needs good and defect examples "
+            "(good-only anomaly training is a separate task)",
+            ExitStatus.DATA_ERROR,
+        )
+    if args.val_data:
+        val = load_images(args.val_data, spec, class_names=data.class_names)
+        train = data
+    else:
+        train_idx, val_idx = stratified_split(data.labels, args.val_fraction, args.seed)
+        train, val = data.subset(train_idx), data.subset(val_idx)
+    log.info("train %s, validation %s", train.summary(), val.summary())
+    return train, val
+
+
+def _good_index(class_names: list[str], good_label: str) -> int:
+    if good_label not in class_names:
+        raise InspectError(
+            f"no class named {good_label!r} among {class_names}; pass --good-label with the good class",
+            ExitStatus.DATA_ERROR,
+        )
+    return class_names.index(good_label)
+
+
+def _class_weights(labels: np.ndarray, num_classes: int) -> dict[int, float]:
+    """Inverse-frequency weights (scikit-learn's 'balanced') so rare defects count as much as good parts."""
+    from sklearn.utils.class_weight import compute_class_weight
+
+    present = np.unique(labels)
+    weights = compute_class_weight("balanced", classes=present, y=labels)
+    result = {i: 1.0 for i in range(num_classes)}
+    result.update({int(c): float(w) for c, w in zip(present, weights, strict=True)})
+    return result
+
+
+def _augmenter(args: argparse.Namespace) -> Any:
+    from keras import Sequential, layers
+
+    steps: list[Any] = []
+    if args.flip != "none":
+        steps.append(layers.RandomFlip("horizontal_and_vertical" if args.flip == "both" else args.flip))
+    if args.rotate > 0:
+        steps.append(layers.RandomRotation(args.rotate / 360.0, fill_mode="reflect"))
+    if args.shift > 0:
+        steps.append(layers.RandomTranslation(args.shift, args.shift, fill_mode="reflect"))
+    if args.brightness > 0:
+        steps.append(layers.RandomBrightness(args.brightness, value_range=(0, 255)))
+    if args.contrast > 0:
+        steps.append(layers.RandomContrast(args.contrast, value_range=(0, 255)))
+    return Sequential(steps, name="augment") if steps else None
+
+
+def _dataset(tf: Any, data: LabelledImages, args: argparse.Namespace, training: bool) -> Any:
+    ds = tf.data.Dataset.from_tensor_slices((data.pixels, data.labels))
+    if training:
+        ds = ds.shuffle(len(data), seed=args.seed, reshuffle_each_iteration=True)
+    ds = ds.batch(args.batch_size).map(lambda x, y: (tf.cast(x, tf.float32), y))
+    if training and not args.no_augment:
+        geometric = _augmenter(args)
+        sigma = float(args.noise)
+
+        def augment(x: Any) -> Any:
+            if geometric is not None:
+                x = geometric(x, training=True)
+            if sigma > 0:  # Keras' GaussianNoise only takes sigma <= 1; ours is on the 0..255 scale
+                x = x + tf.random.normal(tf.shape(x), stddev=sigma)
+            return tf.clip_by_value(x, 0.0, 255.0)
+
+        ds = ds.map(lambda x, y: (augment(x), y), num_parallel_calls=tf.data.AUTOTUNE)
+    return ds.prefetch(tf.data.AUTOTUNE)
+
+
+def _calibration_sample(data: LabelledImages, seed: int, count: int = 256) -> np.ndarray:
+    index = np.random.default_rng(seed).permutation(len(data))[:count]
+    return data.pixels[np.sort(index)]
+
+
+def _callbacks(keras: Any, checkpoint: Path, args: argparse.Namespace, calibration: np.ndarray) -> list[Any]:
+    from tools.batchnorm import recalibration_callback
+
+    return [
+        recalibration_callback(calibration),  # before the checkpoint, so the saved model has exact statistics
+        keras.callbacks.ModelCheckpoint(str(checkpoint), monitor="val_loss", save_best_only=True),
+        keras.callbacks.EarlyStopping(monitor="val_loss", patience=args.patience),
+        keras.callbacks.ReduceLROnPlateau(
+            monitor="val_loss", factor=0.5, patience=max(2, args.patience // 3)
+        ),
+        tqdm_epochs(args.epochs),
+    ]
