@@ -215,3 +215,39 @@ def test_grey_images_train_a_grey_model(tmp_path: Path) -> None:
     assert main([*argv, "--input-size", "32", "--width", "0.5"]) == 0
     record = json.loads((tmp_path / "run" / "training.json").read_text())
     assert record["input"]["shape"] == [1, 32, 32, 1] and record["input"]["color_order"] == "GRAY"
+
+
+def test_agent_classifies_images_with_the_int8_bundle(
+    toolchain: Run, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from agent.cli import main as agent_main
+
+    images = (
+        sorted((toolchain.data / "good").glob("*.png"))[:2]
+        + sorted((toolchain.data / "spot").glob("*.png"))[:2]
+    )
+    broken = tmp_path / "broken.png"
+    broken.write_bytes(b"nope")
+    model = toolchain.models / "parts_int8.tflite"
+    code = agent_main(["once", str(model), *map(str, images), str(broken), "--threads", "1"])
+    out, err = capsys.readouterr()
+    assert code == ExitStatus.NO_INPUT and "cannot read image" in err  # the others are still judged
+    lines = [json.loads(line) for line in out.splitlines()]
+    assert [line["image"] for line in lines] == [str(p) for p in images]
+    threshold = load_card(card_path_for(model)).thresholds.defect
+    for line in lines:
+        assert line["verdict"] == ("NG" if line["defect_score"] > threshold else "OK")
+        assert line["label"] in ("crack", "good", "scratch", "spot") and 0 <= line["defect_score"] <= 1
+
+    assert agent_main(["info", str(model)]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["quantization"] == "int8" and info["interpreter"] == "ai-edge-litert"
+
+
+def test_the_device_side_never_imports_tensorflow() -> None:
+    import subprocess
+    import sys
+
+    code = "import sys, agent.cli, agent.bundle, agent.preprocess; print('tensorflow' in sys.modules)"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "False"

@@ -164,9 +164,11 @@ def load_images(
 
 
 def stratified_split(labels: np.ndarray, val_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Train/validation indices keeping class proportions; every class gets at least one validation image."""
-    from sklearn.model_selection import train_test_split
+    """Train/validation indices keeping class proportions; every class gets at least one validation image.
 
+    Per class rather than scikit-learn's global rounding, which can leave a rare
+    defect class (the one that matters) out of validation entirely.
+    """
     counts = Counter(int(i) for i in labels)
     too_small = sorted(i for i, n in counts.items() if n < 2)
     if too_small:
@@ -174,11 +176,15 @@ def stratified_split(labels: np.ndarray, val_fraction: float, seed: int) -> tupl
             f"classes with index {too_small} have fewer than 2 images: cannot hold one out for validation",
             ExitStatus.DATA_ERROR,
         )
-    n_val = max(len(counts), round(len(labels) * val_fraction))
-    train_idx, val_idx = train_test_split(
-        np.arange(len(labels)), test_size=n_val, stratify=labels, random_state=seed
-    )
-    return np.sort(train_idx), np.sort(val_idx)
+    rng = np.random.default_rng(seed)
+    val: list[np.ndarray] = []
+    for label, count in sorted(counts.items()):
+        members = rng.permutation(np.flatnonzero(labels == label))
+        n_val = min(count - 1, max(1, round(count * val_fraction)))
+        val.append(members[:n_val])
+    val_idx = np.sort(np.concatenate(val))
+    train_idx = np.setdiff1d(np.arange(len(labels)), val_idx)
+    return train_idx, val_idx
 
 
 def sample_images(source: Path, spec: InputSpec, count: int, seed: int) -> np.ndarray:

@@ -1,0 +1,119 @@
+"""``inspect-agent``: the device program.
+
+    inspect-agent info models/parts_int8.tflite          # check a bundle loads and matches its card
+    inspect-agent once models/parts_int8.tflite part.png # verdict per image, one JSON line each
+
+Exit codes: 0 ok, 1 unexpected error, 2 usage, 65 bad model/data, 66 missing input,
+69 no TFLite interpreter installed, 78 bad configuration.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import traceback
+from collections.abc import Sequence
+from pathlib import Path
+
+import cv2
+
+from agent import __version__
+from agent.bundle import load_bundle
+from agent.status import ExitStatus, InspectError
+
+__all__ = ["build_parser", "main"]
+
+
+def _info(args: argparse.Namespace) -> int:
+    bundle = load_bundle(args.model, args.threads)
+    card = bundle.card
+    print(
+        json.dumps(
+            {
+                "model": str(args.model),
+                "name": card.name,
+                "version": card.version,
+                "quantization": card.quantization,
+                "labels": card.labels,
+                "good_label": card.good_label,
+                "input": card.input.model_dump(mode="json"),
+                "defect_threshold": card.thresholds.defect,
+                "interpreter": bundle.model.backend,
+                "threads": bundle.model.num_threads,
+                "sha256": card.tflite_sha256,
+            },
+            indent=2,
+        )
+    )
+    return int(ExitStatus.OK)
+
+
+def _once(args: argparse.Namespace) -> int:
+    bundle = load_bundle(args.model, args.threads)
+    threshold = args.threshold if args.threshold is not None else bundle.card.thresholds.defect
+    status = ExitStatus.OK
+    for path in args.images:
+        image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+        if image is None:
+            print(f"inspect-agent once: cannot read image {path}", file=sys.stderr)
+            status = ExitStatus.NO_INPUT
+            continue
+        scores, _ = bundle.classify(image)
+        verdict = "NG" if scores.defect_score > threshold else "OK"  # equal to the threshold is good
+        print(
+            json.dumps(
+                {
+                    "image": str(path),
+                    "verdict": verdict,
+                    "label": scores.label,
+                    "score": round(scores.score, 4),
+                    "defect_score": round(scores.defect_score, 4),
+                    "threshold": threshold,
+                }
+            )
+        )
+    return int(status)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="inspect-agent", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument("--traceback", action="store_true", help="print the full traceback on errors")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    info = sub.add_parser("info", help="load a model bundle, verify it against its card, print its spec")
+    once = sub.add_parser("once", help="classify image files with a model bundle, one JSON line per image")
+    for p in (info, once):
+        p.add_argument("model", type=Path, help=".tflite file with its .json model card beside it")
+        p.add_argument("--threads", type=int, help="interpreter threads (default: all cores)")
+    once.add_argument("images", type=Path, nargs="+", help="image files (PNG, JPEG, ...)")
+    once.add_argument("--threshold", type=float, help="defect threshold (default: the card's)")
+    info.set_defaults(func=_info)
+    once.set_defaults(func=_once)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except InspectError as exc:
+        if args.traceback:
+            traceback.print_exc()
+        print(f"inspect-agent {args.command}: error: {exc}", file=sys.stderr)
+        return int(exc.status)
+    except Exception as exc:
+        if args.traceback:
+            traceback.print_exc()
+        print(
+            f"inspect-agent {args.command}: unexpected error: {type(exc).__name__}: {exc} "
+            "(run with --traceback for details)",
+            file=sys.stderr,
+        )
+        return int(ExitStatus.FAILURE)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,85 @@
+"""Loading labelled images: folders or manifests, junk skipped and counted, splits that keep every class."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from agent.modelcard import InputSpec
+from agent.status import ExitStatus, InspectError
+from tools.dataset import load_images, sample_images, stratified_split
+
+SPEC = InputSpec(name="image", shape=[1, 32, 32, 3], dtype="float32")
+
+
+def _write(path: Path, image: np.ndarray) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    cv2.imwrite(str(path), image)
+    return path
+
+
+def test_folder_tree_with_masks_junk_and_odd_images(tmp_path: Path) -> None:
+    _write(tmp_path / "good" / "a.png", np.zeros((50, 80, 3), np.uint8))
+    _write(tmp_path / "good" / "nested" / "b.jpg", np.zeros((20, 20), np.uint8))  # grey, in a sub-folder
+    _write(tmp_path / "scratch" / "c.tif", np.full((40, 40), 60000, np.uint16))  # 16-bit industrial TIFF
+    _write(tmp_path / "masks" / "scratch" / "c.png", np.zeros((40, 40), np.uint8))  # not a class
+    (tmp_path / "scratch" / "broken.png").write_bytes(b"\x89PNG truncated")
+    (tmp_path / "scratch" / "notes.txt").write_text("x")
+    data = load_images(tmp_path, SPEC)
+    assert data.class_names == ["good", "scratch"]
+    assert data.counts() == {"good": 2, "scratch": 1}
+    assert data.pixels.shape == (3, 32, 32, 3) and data.pixels.dtype == np.uint8
+    assert data.pixels[2].min() == 255  # 16-bit scaled to the full 8-bit range
+    assert data.summary()["skipped"] == {"unreadable": 1, "not_an_image": 1}
+
+
+def test_manifest_csv(tmp_path: Path) -> None:
+    _write(tmp_path / "img" / "1.png", np.zeros((10, 10, 3), np.uint8))
+    _write(tmp_path / "img" / "2.png", np.full((10, 10, 3), 200, np.uint8))
+    (tmp_path / "m.csv").write_text("path,label,extra\nimg/1.png,good,x\nimg/2.png,chip,y\n")
+    data = load_images(tmp_path / "m.csv", SPEC)
+    assert data.class_names == ["chip", "good"] and data.labels.tolist() == [1, 0]
+
+
+def test_manifest_without_label_column(tmp_path: Path) -> None:
+    (tmp_path / "m.csv").write_text("file,class\n")
+    with pytest.raises(InspectError, match="needs columns 'path' and 'label'") as info:
+        load_images(tmp_path / "m.csv", SPEC)
+    assert info.value.status == ExitStatus.DATA_ERROR
+
+
+def test_classes_unknown_to_the_model(tmp_path: Path) -> None:
+    _write(tmp_path / "dent" / "a.png", np.zeros((10, 10, 3), np.uint8))
+    with pytest.raises(InspectError, match=r"classes \['dent'\] that the model does not know"):
+        load_images(tmp_path, SPEC, class_names=["good", "scratch"])
+
+
+@pytest.mark.parametrize(
+    ("labels", "fraction", "val_counts"),
+    [
+        ([0] * 90 + [1] * 10, 0.2, {0: 18, 1: 2}),  # proportions kept
+        ([0] * 50 + [1] * 2, 0.1, {0: 5, 1: 1}),  # a rare class still gets one validation image
+    ],
+)
+def test_stratified_split(labels: list[int], fraction: float, val_counts: dict[int, int]) -> None:
+    y = np.array(labels)
+    train, val = stratified_split(y, fraction, seed=0)
+    assert not set(train) & set(val) and len(train) + len(val) == len(y)
+    assert {k: int(np.sum(y[val] == k)) for k in val_counts} == val_counts
+
+
+def test_split_needs_two_images_per_class() -> None:
+    with pytest.raises(InspectError, match="fewer than 2 images"):
+        stratified_split(np.array([0, 0, 0, 1]), 0.2, seed=0)
+
+
+def test_sample_images_is_seeded_and_flat_folders_work(tmp_path: Path) -> None:
+    for i in range(10):
+        _write(tmp_path / f"{i}.png", np.full((8, 8, 3), i * 20, np.uint8))
+    first = sample_images(tmp_path, SPEC, count=4, seed=1)
+    assert first.shape == (4, 32, 32, 3)
+    np.testing.assert_array_equal(first, sample_images(tmp_path, SPEC, count=4, seed=1))
+    assert not np.array_equal(first, sample_images(tmp_path, SPEC, count=4, seed=2))
