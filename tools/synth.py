@@ -224,8 +224,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     images = parser.add_argument_group("image dataset (default mode)")
     images.add_argument("--count", type=int, default=1000, help="number of images")
     images.add_argument("--size", type=int, default=256, help="image side in pixels")
-    images.add_argument("--overwrite", action="store_true",
-                        help="write even if --out holds other images (an earlier synth run is replaced)")
+    images.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="write even if --out holds other images (an earlier synth run is replaced)",
+    )
     video = parser.add_argument_group("line video (--video)")
     video.add_argument("--video", action="store_true", help="write a conveyor video instead of images")
     video.add_argument("--width", type=int, default=1280, help="frame width")

@@ -216,7 +216,7 @@ def _paste(frame: np.ndarray, p: _Placed, left: int, top: int) -> None:
 
 
 def generate_video(out: Path, spec: LineSpec, progress: bool = True) -> dict[str, Any]:
-    """Write the line video and its ground truth to ``out``; return what ``line.json`` holds."""
+    """Write the line video and its ground truth to ``out``; return ``line.json``'s content + ``seconds``."""
     from tqdm import tqdm
 
     spec.check()
@@ -228,7 +228,7 @@ def generate_video(out: Path, spec: LineSpec, progress: bool = True) -> dict[str
     truth, placed = _ground_truth(spec, everything)
     rng = np.random.default_rng([spec.seed, _FRAME_STREAM])
     travel = math.ceil(v * (count - 1)) + 2
-    scale = spec.diameter / 170.0
+    scale = spec.diameter / 170.0  # belt texture in proportion to the parts, as in 256 px images
     strip = render_belt(rng, (belt_y1 - belt_y0, width + travel), scale, avoid=(0.5, 0.5, 0.5))  # mid grey
     strip = np.clip(strip * 255 + 0.5, 0, 255).astype(np.uint8)
     rail_top, rail_bottom = _rails(rng, belt_y0, width), _rails(rng, height - belt_y1, width)[::-1]
