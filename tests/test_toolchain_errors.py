@@ -226,3 +226,38 @@ def test_evaluate_needs_the_card(tmp_path: Path, capsys: pytest.CaptureFixture[s
         capsys,
     )
     assert code == ExitStatus.NO_INPUT and "model card not found" in err
+
+
+@pytest.mark.parametrize("fmt", ["h5", "saved_model"])
+def test_convert_reads_legacy_h5_and_saved_model(
+    tiny_keras: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], fmt: str
+) -> None:
+    import keras
+
+    from agent.modelcard import load_card
+
+    model = keras.models.load_model(tiny_keras / "tiny.keras")
+    if fmt == "h5":
+        source = tmp_path / "tiny.h5"
+        model.save(source)
+    else:
+        source = tmp_path / "tiny_savedmodel"
+        model.export(str(source), format="tf_saved_model", verbose=False)
+    data = _images(tmp_path / "rep", ("good", "scratch"), count=4)
+    argv = [
+        "convert",
+        "--model",
+        str(source),
+        "--out",
+        str(tmp_path / "o"),
+        "--name",
+        "tiny",
+        "--rep-data",
+        str(data),
+    ]
+    argv += ["--labels", str(tiny_keras / "labels.txt"), "--good-label", "good", "--variants", "float32,int8"]
+    assert main(argv) == 0, capsys.readouterr().err
+    card = load_card(tmp_path / "o" / "tiny_float32.json")
+    assert card.source_model["format"] == fmt and card.labels == ["good", "scratch"]
+    assert card.metrics["verification"]["max_abs_diff"] < 1e-4
+    assert load_card(tmp_path / "o" / "tiny_int8.json").input.dtype == "uint8"

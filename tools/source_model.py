@@ -70,9 +70,12 @@ class SourceModel:
         """(N, H, W, C) uint8 pixels -> (N, K) float32 outputs."""
         values = pixels.astype(np.float32)
         if self.format == "saved_model":
+            import tensorflow as tf
+
             fn = self._model.signatures["serving_default"]
+            (input_name,) = fn.structured_input_signature[1].keys()  # signatures take keyword arguments
             outs = [
-                next(iter(fn(values[i : i + batch_size]).values())).numpy()
+                next(iter(fn(**{input_name: tf.constant(values[i : i + batch_size])}).values())).numpy()
                 for i in range(0, len(values), batch_size)
             ]
             return np.concatenate(outs).astype(np.float32)
