@@ -58,8 +58,9 @@ def add_parser(subparsers: Any) -> None:
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--lr", type=float, default=2e-3, help="initial Adam learning rate")
     p.add_argument(
-        "--patience", type=int, default=8, help="early stopping: epochs without val_loss improvement"
+        "--patience", type=int, default=10, help="early stopping: epochs without val_loss improvement"
     )
+    p.add_argument("--min-epochs", type=int, default=15, help="early stopping never stops before this epoch")
     p.add_argument("--val-fraction", type=float, default=0.2)
     p.add_argument(
         "--target-recall", type=float, default=0.98, help="defect recall the calibrated threshold keeps"
@@ -239,9 +240,14 @@ def _callbacks(keras: Any, checkpoint: Path, args: argparse.Namespace, calibrati
     return [
         recalibration_callback(calibration),  # before the checkpoint, so the saved model has exact statistics
         keras.callbacks.ModelCheckpoint(str(checkpoint), monitor="val_loss", save_best_only=True),
-        keras.callbacks.EarlyStopping(monitor="val_loss", patience=args.patience),
+        # Small defects on varied parts leave the loss flat at the class prior for the first
+        # epochs (seen here: 10+ epochs on 2,000 synthetic images); stopping or cutting the
+        # learning rate during that plateau would end training before it starts.
+        keras.callbacks.EarlyStopping(
+            monitor="val_loss", patience=args.patience, start_from_epoch=min(args.min_epochs, args.epochs)
+        ),
         keras.callbacks.ReduceLROnPlateau(
-            monitor="val_loss", factor=0.5, patience=max(2, args.patience // 3)
+            monitor="val_loss", factor=0.5, patience=max(3, args.patience // 2), min_lr=1e-5
         ),
         tqdm_epochs(args.epochs),
     ]
