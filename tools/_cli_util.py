@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
+import argparse
 import tempfile
 from pathlib import Path
 
 from agent.status import ExitStatus, InspectError
 
-__all__ = ["ensure_output_dir", "require_dir", "require_file"]
+__all__ = ["HelpFormatter", "ensure_output_dir", "require_dir", "require_file"]
+
+
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
+    """Show defaults, and keep a subcommand docstring's layout (its commands to copy) as written."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        if action.default in (None, False):  # "(default: None)" on a required path says nothing
+            return action.help
+        return super()._get_help_string(action)
 
 
 def ensure_output_dir(path: Path) -> Path:

@@ -26,7 +26,7 @@ from agent.model import TFLiteModel
 from agent.modelcard import InputSpec, ModelCard, Thresholds, card_path_for, file_sha256, save_card
 from agent.preprocess import to_input_tensor
 from agent.status import ExitStatus, InspectError
-from tools._cli_util import ensure_output_dir
+from tools._cli_util import HelpFormatter, ensure_output_dir
 from tools.dataset import sample_images
 from tools.source_model import ModelMeta, SourceModel, load_source_model, meta_from_training_json
 from tools.tf_util import captured_native_output, import_tensorflow, tool_versions
@@ -44,7 +44,7 @@ def add_parser(subparsers: Any) -> None:
         "convert",
         help="convert and quantize to TFLite, write model cards, verify against the source model",
         description=__doc__,
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=HelpFormatter,
     )
     p.add_argument("--model", type=Path, required=True, help=".keras, legacy .h5 or a SavedModel folder")
     p.add_argument(

@@ -22,7 +22,7 @@ import numpy as np
 
 from agent.modelcard import card_path_for, load_card, save_card
 from agent.status import ExitStatus, InspectError
-from tools._cli_util import ensure_output_dir
+from tools._cli_util import HelpFormatter, ensure_output_dir
 from tools.dataset import LabelledImages, load_images
 from tools.metrics import classification_metrics, defect_scores, threshold_for_recall
 from tools.report import write_reports
@@ -38,7 +38,7 @@ def add_parser(subparsers: Any) -> None:
         "evaluate",
         help="accuracy, P/R/F1, ROC-AUC, threshold for a target recall, size and latency per variant",
         description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=HelpFormatter,
     )
     p.add_argument("--data", type=Path, required=True, help="labelled ImageFolder tree or manifest .csv")
     p.add_argument(

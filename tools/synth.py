@@ -33,7 +33,7 @@ import numpy as np
 
 from agent import __version__
 from agent.status import ExitStatus, InspectError
-from tools._cli_util import ensure_output_dir
+from tools._cli_util import HelpFormatter, ensure_output_dir
 from tools.synth_parts import DEFECT_KINDS, GOOD_LABEL, PART_KINDS, render_sample
 
 __all__ = [
@@ -202,16 +202,12 @@ def _csv_list(text: str) -> list[str]:
     return [item.strip() for item in text.split(",") if item.strip()]
 
 
-class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
-    """Show defaults, and keep the docstring's layout (its commands and file tree) as written."""
-
-
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     parser = subparsers.add_parser(
         "synth",
         help="generate a synthetic image dataset or line video with ground truth",
         description=__doc__,
-        formatter_class=_HelpFormatter,
+        formatter_class=HelpFormatter,
     )
     parser.add_argument("--out", type=Path, required=True, help="output folder")
     parser.add_argument("--seed", type=int, default=0, help="same seed, same bytes")

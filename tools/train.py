@@ -21,7 +21,7 @@ import numpy as np
 
 from agent.modelcard import InputSpec, file_sha256
 from agent.status import ExitStatus, InspectError
-from tools._cli_util import ensure_output_dir
+from tools._cli_util import HelpFormatter, ensure_output_dir
 from tools.dataset import LabelledImages, load_images, stratified_split
 from tools.metrics import classification_metrics, defect_scores, threshold_for_recall
 from tools.tf_util import import_tensorflow, tool_versions, tqdm_epochs
@@ -38,7 +38,7 @@ def add_parser(subparsers: Any) -> None:
         "train",
         help="train a good/defect CNN from scratch",
         description=__doc__,
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=HelpFormatter,
     )
     p.add_argument(
         "--data", type=Path, required=True, help="ImageFolder tree (class sub-folders) or manifest .csv"
