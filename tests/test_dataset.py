@@ -83,3 +83,24 @@ def test_sample_images_is_seeded_and_flat_folders_work(tmp_path: Path) -> None:
     assert first.shape == (4, 32, 32, 3)
     np.testing.assert_array_equal(first, sample_images(tmp_path, SPEC, count=4, seed=1))
     assert not np.array_equal(first, sample_images(tmp_path, SPEC, count=4, seed=2))
+
+
+def test_defect_masks_from_synth_and_mvtec_layouts(tmp_path: Path) -> None:
+    square = np.zeros((64, 64), np.uint8)
+    square[16:48, 16:48] = 255
+    _write(tmp_path / "good" / "g.png", np.zeros((64, 64, 3), np.uint8))
+    _write(tmp_path / "scratch" / "s.png", np.zeros((64, 64, 3), np.uint8))
+    _write(tmp_path / "masks" / "scratch" / "s.png", square)  # our synth layout
+    _write(tmp_path / "crack" / "c.png", np.zeros((64, 64, 3), np.uint8))
+    _write(tmp_path / "ground_truth" / "crack" / "c_mask.png", square)  # MVTec layout
+    _write(tmp_path / "crack" / "nomask.png", np.zeros((64, 64, 3), np.uint8))  # mask unknown
+    data = load_images(tmp_path, SPEC, good_label="good")
+    assert data.masks is not None and data.mask_known is not None
+    by_name = {Path(p).name: i for i, p in enumerate(data.paths)}
+    assert data.masks.shape == (4, 32, 32)
+    assert data.masks[by_name["s.png"]][16, 16] == 255 and data.masks[by_name["s.png"]][2, 2] == 0
+    assert data.masks[by_name["c.png"]].max() == 255
+    assert data.masks[by_name["g.png"]].max() == 0 and data.mask_known[by_name["g.png"]]
+    assert not data.mask_known[by_name["nomask.png"]]
+    assert data.summary()["defect_masks"] == 2
+    assert data.subset(np.array([by_name["s.png"]])).masks.shape == (1, 32, 32)  # type: ignore[union-attr]

@@ -67,6 +67,7 @@ def test_training_writes_model_record_and_curves(toolchain: Run) -> None:
     assert record["good_label"] == "good"
     assert record["input"]["shape"] == [1, INPUT_SIZE, INPUT_SIZE, 3]
     assert record["epochs_run"] == 8 and 1 <= record["best_epoch"] <= 8
+    assert record["defect_map_supervision"] is True  # synth writes masks; training used them
     assert record["data"]["train"]["skipped"] == {"unreadable": 1, "not_an_image": 1}
     assert sum(record["data"]["train"]["classes"].values()) == record["data"]["validation"]["images"] == 240
     assert set(record["class_weights"]) == {"0", "1", "2", "3"}

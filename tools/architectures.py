@@ -11,10 +11,12 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["build_classifier"]
+__all__ = ["MAP_STRIDE", "build_classifier", "classifier_only"]
 
 # (output channels at width 1.0, stride) after the 3x3 stem.
 _BLOCKS = ((32, 1), (64, 2), (64, 1), (128, 2), (128, 1), (192, 2), (192, 1))
+_MAP_BLOCK = 4  # the last block at 1/8 of the input, which the defect-map head reads
+MAP_STRIDE = 8
 
 
 def _channels(base: int, width: float) -> int:
@@ -22,9 +24,17 @@ def _channels(base: int, width: float) -> int:
 
 
 def build_classifier(
-    input_shape: tuple[int, int, int], num_classes: int, width: float = 1.0, dropout: float = 0.2
+    input_shape: tuple[int, int, int],
+    num_classes: int,
+    width: float = 1.0,
+    dropout: float = 0.2,
+    defect_map: bool = False,
 ) -> Any:
-    """A Keras model: uint8-range image (H, W, C) -> class probabilities, named ``probabilities``."""
+    """A Keras model: uint8-range image (H, W, C) -> class probabilities, named ``probabilities``.
+
+    With ``defect_map`` the outputs are a dict that adds ``defect_map``, a sigmoid map at
+    1/8 of the input for training with defect masks; ``classifier_only`` strips it for export.
+    """
     import keras
     from keras import layers
 
@@ -44,8 +54,25 @@ def build_classifier(
         x = layers.BatchNormalization(momentum=0.9, name=f"{name}_dw_bn")(x)
         x = layers.ReLU(6.0, name=f"{name}_dw_relu")(x)
         x = conv_bn(x, _channels(base, width), 1, 1, f"{name}_pw")
+        if i == _MAP_BLOCK:
+            features = x
     x = layers.GlobalAveragePooling2D(name="pool")(x)
     x = layers.Dropout(dropout, name="dropout")(x)
     logits = layers.Dense(num_classes, name="logits")(x)
     outputs = layers.Softmax(name="probabilities")(logits)
-    return keras.Model(inputs, outputs, name="inspect_cnn")
+    if not defect_map:
+        return keras.Model(inputs, outputs, name="inspect_cnn")
+    # Where the defect is, supervised by the masks: it teaches the early blocks what a defect
+    # looks like from a few hundred images, where the class label alone leaves the loss flat
+    # for many epochs (the segmentation-then-decision idea of Tabernik et al., 2019).
+    heat = layers.Conv2D(1, 1, activation="sigmoid", name="defect_map")(features)
+    return keras.Model(inputs, {"probabilities": outputs, "defect_map": heat}, name="inspect_cnn_train")
+
+
+def classifier_only(model: Any) -> Any:
+    """The deployable model: image -> probabilities, sharing the trained layers."""
+    import keras
+
+    if not isinstance(model.output, dict):
+        return model
+    return keras.Model(model.inputs, model.get_layer("probabilities").output, name="inspect_cnn")

@@ -46,6 +46,10 @@ class LabelledImages:
     class_names: list[str]
     paths: list[str]
     skipped: dict[str, list[str]] = field(default_factory=dict)
+    # Defect masks (N, H, W) uint8 at model resolution, zeros for good parts, and whether each
+    # image's mask is known (a defect image without a mask file is not).
+    masks: np.ndarray | None = None
+    mask_known: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.paths)
@@ -61,14 +65,20 @@ class LabelledImages:
             self.class_names,
             [self.paths[i] for i in index],
             self.skipped,
+            None if self.masks is None else self.masks[index],
+            None if self.mask_known is None else self.mask_known[index],
         )
 
     def summary(self) -> dict[str, object]:
-        return {
+        summary: dict[str, object] = {
             "images": len(self),
             "classes": self.counts(),
             "skipped": {reason: len(paths) for reason, paths in self.skipped.items()},
         }
+        if self.masks is not None and self.mask_known is not None:
+            non_empty = self.masks.reshape(len(self), -1).max(axis=1) > 0
+            summary["defect_masks"] = int(np.sum(self.mask_known & non_empty))
+        return summary
 
 
 def _scan_folder(root: Path) -> tuple[list[tuple[Path, str]], list[str]]:
@@ -110,13 +120,42 @@ def find_images(source: Path) -> tuple[list[tuple[Path, str]], list[str]]:
     return _scan_folder(source)
 
 
+def _mask_path(source: Path, path: Path, label: str) -> Path | None:
+    """Where a defect image's mask lives: our synth layout or an MVTec-style ground_truth folder."""
+    root = source if source.is_dir() else source.parent
+    for candidate in (
+        root / "masks" / label / path.name,
+        root / "masks" / label / f"{path.stem}.png",
+        root / "ground_truth" / label / f"{path.stem}_mask.png",
+        root / "ground_truth" / label / f"{path.stem}.png",
+    ):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def _load_mask(path: Path | None, shape: tuple[int, ...], spec: InputSpec) -> np.ndarray | None:
+    if path is None:
+        return None
+    mask = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
+    if mask is None or mask.shape[:2] != shape[:2]:
+        return None
+    grey = spec.model_copy(update={"color_order": "GRAY", "shape": [1, spec.height, spec.width, 1]})
+    return to_model_pixels(mask, grey)[0][:, :, 0]
+
+
 def load_images(
     source: Path,
     spec: InputSpec,
     class_names: list[str] | None = None,
     limit_per_class: int | None = None,
+    good_label: str | None = None,
 ) -> LabelledImages:
-    """Load every readable image under ``source``; ``class_names`` fixes the label order (a model's)."""
+    """Load every readable image under ``source``; ``class_names`` fixes the label order (a model's).
+
+    With ``good_label``, defect masks come too (``masks/<label>/<name>`` as synth writes them,
+    or MVTec's ``ground_truth/<label>/<stem>_mask.png``); good images get empty masks.
+    """
     items, non_images = find_images(source)
     if non_images:
         log.warning("skipped %d non-image file(s) in %s, e.g. %s", len(non_images), source, non_images[0])
@@ -143,6 +182,8 @@ def load_images(
         items = limited
     index = {name: i for i, name in enumerate(names)}
     pixels, labels, paths, corrupt = [], [], [], []
+    masks: list[np.ndarray] = []
+    known: list[bool] = []
     for path, label in items:
         image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
         if image is None or image.size == 0:
@@ -153,6 +194,12 @@ def load_images(
         pixels.append(to_model_pixels(image, spec)[0])
         labels.append(index[label])
         paths.append(str(path))
+        if good_label is not None:
+            empty = np.zeros((spec.height, spec.width), np.uint8)
+            found = None if label == good_label else _mask_path(source, path, label)
+            mask = empty if label == good_label else _load_mask(found, image.shape, spec)
+            masks.append(empty if mask is None else mask)
+            known.append(mask is not None)
     if corrupt:
         log.warning("skipped %d unreadable image(s) in %s, e.g. %s", len(corrupt), source, corrupt[0])
     if not pixels:
@@ -160,7 +207,15 @@ def load_images(
             f"none of the {len(items)} image file(s) in {source} could be read", ExitStatus.DATA_ERROR
         )
     skipped = {"unreadable": corrupt, "not_an_image": non_images}
-    return LabelledImages(np.stack(pixels), np.asarray(labels, dtype=np.int64), names, paths, skipped)
+    return LabelledImages(
+        np.stack(pixels),
+        np.asarray(labels, dtype=np.int64),
+        names,
+        paths,
+        skipped,
+        np.stack(masks) if masks else None,
+        np.asarray(known, dtype=bool) if known else None,
+    )
 
 
 def stratified_split(labels: np.ndarray, val_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:

@@ -60,8 +60,13 @@ def tqdm_epochs(epochs: int) -> Any:
 
         def on_epoch_end(self, epoch: int, logs: dict[str, float] | None = None) -> None:
             logs = logs or {}
-            keys = ("loss", "accuracy", "val_loss", "val_accuracy")
-            self._bar.set_postfix({k: f"{logs[k]:.4f}" for k in keys if k in logs})
+            shown = {}
+            for key in ("loss", "accuracy", "val_loss", "val_accuracy"):
+                # two-output runs log the classifier's accuracy as probabilities_accuracy
+                value = logs.get(key, logs.get(key.replace("accuracy", "probabilities_accuracy")))
+                if value is not None:
+                    shown[key] = f"{value:.4f}"
+            self._bar.set_postfix(shown)
             self._bar.update(1)
 
         def on_train_end(self, logs: dict[str, float] | None = None) -> None:

@@ -25,6 +25,7 @@ from tools._cli_util import HelpFormatter, ensure_output_dir
 from tools.dataset import LabelledImages, load_images, stratified_split
 from tools.metrics import classification_metrics, defect_scores, threshold_for_recall
 from tools.tf_util import import_tensorflow, tool_versions, tqdm_epochs
+from tools.train_data import class_weights, make_dataset
 
 __all__ = ["TRAINING_JSON", "add_parser", "run"]
 
@@ -66,6 +67,16 @@ def add_parser(subparsers: Any) -> None:
         "--target-recall", type=float, default=0.98, help="defect recall the calibrated threshold keeps"
     )
     p.add_argument("--no-class-weights", action="store_true", help="do not reweight classes by frequency")
+    p.add_argument(
+        "--defect-maps",
+        choices=["auto", "on", "off"],
+        default="auto",
+        help="train a defect-map head on defect masks (auto: when masks are found); export drops it",
+    )
+    p.add_argument("--map-weight", type=float, default=1.0, help="weight of the defect-map loss")
+    p.add_argument(
+        "--map-pos-weight", type=float, default=20.0, help="extra weight of defect cells in the map"
+    )
     p.add_argument("--seed", type=int, default=0)
     aug = p.add_argument_group("augmentation (on the fly, training images only)")
     aug.add_argument("--no-augment", action="store_true", help="switch all augmentation off")
@@ -94,35 +105,57 @@ def run(args: argparse.Namespace) -> int:
     import keras
 
     keras.utils.set_random_seed(args.seed)
-    from tools.architectures import build_classifier
+    from tools.architectures import MAP_STRIDE, build_classifier, classifier_only
 
-    model = build_classifier((spec.height, spec.width, spec.channels), len(train_set.class_names), args.width)
-    model.compile(
-        optimizer=keras.optimizers.Adam(args.lr), loss="sparse_categorical_crossentropy", metrics=["accuracy"]
+    use_maps = _use_defect_maps(args, train_set)
+    model = build_classifier(
+        (spec.height, spec.width, spec.channels), len(train_set.class_names), args.width, defect_map=use_maps
     )
-    log.info("model: %d parameters, input %s", model.count_params(), spec.shape)
-    weights = None if args.no_class_weights else _class_weights(train_set.labels, len(train_set.class_names))
+    if use_maps:
+        model.compile(
+            optimizer=keras.optimizers.Adam(args.lr),
+            loss={"probabilities": "sparse_categorical_crossentropy", "defect_map": "binary_crossentropy"},
+            loss_weights={"probabilities": 1.0, "defect_map": args.map_weight},
+            metrics={"probabilities": ["accuracy"]},
+        )
+    else:
+        model.compile(
+            optimizer=keras.optimizers.Adam(args.lr),
+            loss="sparse_categorical_crossentropy",
+            metrics=["accuracy"],
+        )
+    log.info(
+        "model: %d parameters, input %s, defect-map head: %s", model.count_params(), spec.shape, use_maps
+    )
+    weights = None if args.no_class_weights else class_weights(train_set.labels, len(train_set.class_names))
+    stride = MAP_STRIDE if use_maps else None
+    monitor = "val_probabilities_loss" if use_maps else "val_loss"
+    checkpoint = out / ".best.weights.h5"
     history = model.fit(
-        _dataset(tf, train_set, args, training=True),
-        validation_data=_dataset(tf, val_set, args, training=False),
+        make_dataset(tf, train_set, args, True, weights, stride),
+        validation_data=make_dataset(tf, val_set, args, False, None, stride),
         epochs=args.epochs,
-        class_weight=weights,
-        callbacks=_callbacks(keras, out / "model.keras", args, _calibration_sample(train_set, args.seed)),
+        callbacks=_callbacks(keras, checkpoint, args, _calibration_sample(train_set, args.seed), monitor),
         shuffle=False,  # the tf.data pipeline shuffles
         verbose=0,
     ).history
-    best = keras.models.load_model(out / "model.keras", compile=False)
+    model.load_weights(checkpoint)
+    checkpoint.unlink()
+    best = classifier_only(model)
+    best.save(out / "model.keras")
+    history = _plain_history(history)
     probs = best.predict(val_set.pixels.astype(np.float32), batch_size=64, verbose=0)
     scores = defect_scores(probs, good_index)
     choice = threshold_for_recall(val_set.labels != good_index, scores, args.target_recall)
-    best_epoch = int(np.argmin(history["val_loss"])) + 1
+    best_epoch = int(np.argmin(history[monitor])) + 1
     record = {
         "task": "classification",
         "args": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items() if k != "func"},
         "labels": train_set.class_names,
         "good_label": args.good_label,
         "input": spec.model_dump(mode="json", include={"shape", "color_order", "resize", "mean", "std"}),
-        "parameters": int(model.count_params()),
+        "parameters": int(best.count_params()),
+        "defect_map_supervision": use_maps,
         "data": {"source": str(args.data), "train": train_set.summary(), "validation": val_set.summary()},
         "class_weights": weights,
         "history": {k: [float(v) for v in vals] for k, vals in history.items()},
@@ -155,7 +188,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _load_split(args: argparse.Namespace, spec: InputSpec) -> tuple[LabelledImages, LabelledImages]:
-    data = load_images(args.data, spec)
+    good = args.good_label if args.defect_maps != "off" else None
+    data = load_images(args.data, spec, good_label=good)
     if len(data.class_names) < 2:
         raise InspectError(
             f"{args.data} has a single class {data.class_names}: a classifier needs good and defect examples "
@@ -163,7 +197,7 @@ def _load_split(args: argparse.Namespace, spec: InputSpec) -> tuple[LabelledImag
             ExitStatus.DATA_ERROR,
         )
     if args.val_data:
-        val = load_images(args.val_data, spec, class_names=data.class_names)
+        val = load_images(args.val_data, spec, class_names=data.class_names, good_label=good)
         train = data
     else:
         train_idx, val_idx = stratified_split(data.labels, args.val_fraction, args.seed)
@@ -181,73 +215,54 @@ def _good_index(class_names: list[str], good_label: str) -> int:
     return class_names.index(good_label)
 
 
-def _class_weights(labels: np.ndarray, num_classes: int) -> dict[int, float]:
-    """Inverse-frequency weights (scikit-learn's 'balanced') so rare defects count as much as good parts."""
-    from sklearn.utils.class_weight import compute_class_weight
-
-    present = np.unique(labels)
-    weights = compute_class_weight("balanced", classes=present, y=labels)
-    result = {i: 1.0 for i in range(num_classes)}
-    result.update({int(c): float(w) for c, w in zip(present, weights, strict=True)})
-    return result
-
-
-def _augmenter(args: argparse.Namespace) -> Any:
-    from keras import Sequential, layers
-
-    steps: list[Any] = []
-    if args.flip != "none":
-        steps.append(layers.RandomFlip("horizontal_and_vertical" if args.flip == "both" else args.flip))
-    if args.rotate > 0:
-        steps.append(layers.RandomRotation(args.rotate / 360.0, fill_mode="reflect"))
-    if args.shift > 0:
-        steps.append(layers.RandomTranslation(args.shift, args.shift, fill_mode="reflect"))
-    if args.brightness > 0:
-        steps.append(layers.RandomBrightness(args.brightness, value_range=(0, 255)))
-    if args.contrast > 0:
-        steps.append(layers.RandomContrast(args.contrast, value_range=(0, 255)))
-    return Sequential(steps, name="augment") if steps else None
-
-
-def _dataset(tf: Any, data: LabelledImages, args: argparse.Namespace, training: bool) -> Any:
-    ds = tf.data.Dataset.from_tensor_slices((data.pixels, data.labels))
-    if training:
-        ds = ds.shuffle(len(data), seed=args.seed, reshuffle_each_iteration=True)
-    ds = ds.batch(args.batch_size).map(lambda x, y: (tf.cast(x, tf.float32), y))
-    if training and not args.no_augment:
-        geometric = _augmenter(args)
-        sigma = float(args.noise)
-
-        def augment(x: Any) -> Any:
-            if geometric is not None:
-                x = geometric(x, training=True)
-            if sigma > 0:  # Keras' GaussianNoise only takes sigma <= 1; ours is on the 0..255 scale
-                x = x + tf.random.normal(tf.shape(x), stddev=sigma)
-            return tf.clip_by_value(x, 0.0, 255.0)
-
-        ds = ds.map(lambda x, y: (augment(x), y), num_parallel_calls=tf.data.AUTOTUNE)
-    return ds.prefetch(tf.data.AUTOTUNE)
-
-
 def _calibration_sample(data: LabelledImages, seed: int, count: int = 256) -> np.ndarray:
     index = np.random.default_rng(seed).permutation(len(data))[:count]
     return data.pixels[np.sort(index)]
 
 
-def _callbacks(keras: Any, checkpoint: Path, args: argparse.Namespace, calibration: np.ndarray) -> list[Any]:
+def _use_defect_maps(args: argparse.Namespace, data: LabelledImages) -> bool:
+    masks = int(data.summary().get("defect_masks", 0))  # type: ignore[call-overload]
+    if args.defect_maps == "on" and masks == 0:
+        raise InspectError(
+            f"--defect-maps on, but no defect masks found beside {args.data} "
+            "(expected masks/<label>/<image name> or ground_truth/<label>/<stem>_mask.png)",
+            ExitStatus.DATA_ERROR,
+        )
+    return args.defect_maps != "off" and masks > 0
+
+
+def _plain_history(history: dict[str, list[float]]) -> dict[str, list[float]]:
+    """Two-output runs log 'probabilities_accuracy'; name it 'accuracy' as single-output runs do."""
+    renamed = {}
+    for key, values in history.items():
+        for prefix in ("", "val_"):
+            if key == f"{prefix}probabilities_accuracy":
+                key = f"{prefix}accuracy"
+        renamed[key] = values
+    return renamed
+
+
+def _callbacks(
+    keras: Any, checkpoint: Path, args: argparse.Namespace, calibration: np.ndarray, monitor: str
+) -> list[Any]:
     from tools.batchnorm import recalibration_callback
 
     return [
         recalibration_callback(calibration),  # before the checkpoint, so the saved model has exact statistics
-        keras.callbacks.ModelCheckpoint(str(checkpoint), monitor="val_loss", save_best_only=True),
+        keras.callbacks.ModelCheckpoint(
+            str(checkpoint), monitor=monitor, mode="min", save_best_only=True, save_weights_only=True
+        ),
         # Small defects on varied parts leave the loss flat at the class prior for the first
         # epochs (seen here: 10+ epochs on 2,000 synthetic images); stopping or cutting the
         # learning rate during that plateau would end training before it starts.
         keras.callbacks.EarlyStopping(
-            monitor="val_loss", patience=args.patience, start_from_epoch=min(args.min_epochs, args.epochs)
+            monitor=monitor,
+            mode="min",
+            patience=args.patience,
+            start_from_epoch=min(args.min_epochs, args.epochs),
         ),
         keras.callbacks.ReduceLROnPlateau(
-            monitor="val_loss", factor=0.5, patience=max(3, args.patience // 2), min_lr=1e-5
+            monitor=monitor, mode="min", factor=0.5, patience=max(3, args.patience // 2), min_lr=1e-5
         ),
         tqdm_epochs(args.epochs),
     ]
