@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import traceback
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -20,7 +19,7 @@ import cv2
 
 from agent import __version__
 from agent.bundle import load_bundle
-from agent.status import ExitStatus, InspectError
+from agent.status import ExitStatus, run_command
 
 __all__ = ["build_parser", "main"]
 
@@ -97,22 +96,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    try:
-        return int(args.func(args))
-    except InspectError as exc:
-        if args.traceback:
-            traceback.print_exc()
-        print(f"inspect-agent {args.command}: error: {exc}", file=sys.stderr)
-        return int(exc.status)
-    except Exception as exc:
-        if args.traceback:
-            traceback.print_exc()
-        print(
-            f"inspect-agent {args.command}: unexpected error: {type(exc).__name__}: {exc} "
-            "(run with --traceback for details)",
-            file=sys.stderr,
-        )
-        return int(ExitStatus.FAILURE)
+    return run_command("inspect-agent", args)
 
 
 if __name__ == "__main__":

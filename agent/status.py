@@ -6,9 +6,12 @@ They follow BSD ``sysexits.h`` where one fits, so that shell scripts and systemd
 
 from __future__ import annotations
 
+import argparse
+import sys
+import traceback
 from enum import IntEnum, unique
 
-__all__ = ["ExitStatus", "InspectError"]
+__all__ = ["ExitStatus", "InspectError", "run_command"]
 
 
 @unique
@@ -30,3 +33,30 @@ class InspectError(Exception):
     def __init__(self, message: str, status: ExitStatus = ExitStatus.FAILURE) -> None:
         super().__init__(message)
         self.status = status
+
+
+def run_command(program: str, args: argparse.Namespace) -> int:
+    """Run ``args.func(args)`` and turn every outcome into one stderr line and an exit code.
+
+    A user error (``InspectError``) prints its message; anything else is a bug and says
+    so, with the traceback only under ``--traceback`` (as httpie does).
+    """
+    where = f"{program} {args.command}"
+    try:
+        return int(args.func(args))
+    except InspectError as exc:
+        if args.traceback:
+            traceback.print_exc()
+        print(f"{where}: error: {exc}", file=sys.stderr)
+        return int(exc.status)
+    except KeyboardInterrupt:
+        print(f"{where}: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:
+        if args.traceback:
+            traceback.print_exc()
+        print(
+            f"{where}: unexpected error: {type(exc).__name__}: {exc} (run with --traceback for details)",
+            file=sys.stderr,
+        )
+        return int(ExitStatus.FAILURE)

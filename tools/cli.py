@@ -14,11 +14,10 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-import traceback
 from collections.abc import Sequence
 
 from agent import __version__
-from agent.status import ExitStatus, InspectError
+from agent.status import run_command
 from tools import convert, evaluate, synth, train
 
 __all__ = ["build_parser", "main"]
@@ -49,25 +48,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
-    try:
-        return int(args.func(args))
-    except InspectError as exc:
-        if args.traceback:
-            traceback.print_exc()
-        print(f"inspect-model {args.command}: error: {exc}", file=sys.stderr)
-        return int(exc.status)
-    except KeyboardInterrupt:
-        print(f"inspect-model {args.command}: interrupted", file=sys.stderr)
-        return 130
-    except Exception as exc:  # a bug: say so in one line, keep the traceback behind a flag
-        if args.traceback:
-            traceback.print_exc()
-        print(
-            f"inspect-model {args.command}: unexpected error: {type(exc).__name__}: {exc} "
-            "(run with --traceback for details)",
-            file=sys.stderr,
-        )
-        return int(ExitStatus.FAILURE)
+    return run_command("inspect-model", args)
 
 
 if __name__ == "__main__":
