@@ -35,6 +35,7 @@ def tiny_keras(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from tools.tf_util import import_tensorflow
 
     import_tensorflow()
+    keras.utils.set_random_seed(0)
     root = tmp_path_factory.mktemp("tiny")
     build_classifier((32, 32, 3), 2, width=0.25).save(root / "tiny.keras")
     (root / "labels.txt").write_text("good\nscratch\n")
@@ -256,6 +257,9 @@ def test_convert_reads_legacy_h5_and_saved_model(
         str(data),
     ]
     argv += ["--labels", str(tiny_keras / "labels.txt"), "--good-label", "good", "--variants", "float32,int8"]
+    # The model is untrained (random weights on flat grey images), so int8 agreement means
+    # nothing here; the gate is tested on a trained model in test_toolchain.py.
+    argv += ["--min-agreement", "0"]
     assert main(argv) == 0, capsys.readouterr().err
     card = load_card(tmp_path / "o" / "tiny_float32.json")
     assert card.source_model["format"] == fmt and card.labels == ["good", "scratch"]
