@@ -111,24 +111,7 @@ def run(args: argparse.Namespace) -> int:
     model = build_classifier(
         (spec.height, spec.width, spec.channels), len(train_set.class_names), args.width, defect_map=use_maps
     )
-    # Cosine decay over the planned epochs rather than cuts on a validation plateau: on small
-    # defects the validation loss wanders near the class prior for many epochs, and plateau
-    # cuts there (seen here: twice before epoch 22) starve the phase where learning happens.
-    steps = args.epochs * -(-len(train_set) // args.batch_size)
-    schedule = keras.optimizers.schedules.CosineDecay(args.lr, decay_steps=steps, alpha=0.05)
-    if use_maps:
-        model.compile(
-            optimizer=keras.optimizers.Adam(schedule),
-            loss={"probabilities": "sparse_categorical_crossentropy", "defect_map": "binary_crossentropy"},
-            loss_weights={"probabilities": 1.0, "defect_map": args.map_weight},
-            metrics={"probabilities": ["accuracy"]},
-        )
-    else:
-        model.compile(
-            optimizer=keras.optimizers.Adam(schedule),
-            loss="sparse_categorical_crossentropy",
-            metrics=["accuracy"],
-        )
+    _compile(keras, model, args, use_maps, steps=args.epochs * -(-len(train_set) // args.batch_size))
     log.info(
         "model: %d parameters, input %s, defect-map head: %s", model.count_params(), spec.shape, use_maps
     )
@@ -172,7 +155,7 @@ def run(args: argparse.Namespace) -> int:
         "thresholds": {
             "defect": choice.threshold,
             "target_recall": args.target_recall,
-            "source": f"validation split, {len(val_set)} images",
+            "source": f"validation set, {len(val_set)} images",
         },
         "model_sha256": file_sha256(out / "model.keras"),
         "tools": tool_versions(),
@@ -223,6 +206,26 @@ def _good_index(class_names: list[str], good_label: str) -> int:
 def _calibration_sample(data: LabelledImages, seed: int, count: int = 256) -> np.ndarray:
     index = np.random.default_rng(seed).permutation(len(data))[:count]
     return data.pixels[np.sort(index)]
+
+
+def _compile(keras: Any, model: Any, args: argparse.Namespace, use_maps: bool, steps: int) -> None:
+    # Cosine decay over the planned epochs rather than cuts on a validation plateau: on small
+    # defects the validation loss wanders near the class prior for many epochs, and plateau
+    # cuts there (seen here: twice before epoch 22) starve the phase where learning happens.
+    schedule = keras.optimizers.schedules.CosineDecay(args.lr, decay_steps=steps, alpha=0.05)
+    if use_maps:
+        model.compile(
+            optimizer=keras.optimizers.Adam(schedule),
+            loss={"probabilities": "sparse_categorical_crossentropy", "defect_map": "binary_crossentropy"},
+            loss_weights={"probabilities": 1.0, "defect_map": args.map_weight},
+            metrics={"probabilities": ["accuracy"]},
+        )
+    else:
+        model.compile(
+            optimizer=keras.optimizers.Adam(schedule),
+            loss="sparse_categorical_crossentropy",
+            metrics=["accuracy"],
+        )
 
 
 def _use_defect_maps(args: argparse.Namespace, data: LabelledImages) -> bool:
