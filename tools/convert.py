@@ -24,12 +24,12 @@ import numpy as np
 
 from agent.model import TFLiteModel
 from agent.modelcard import InputSpec, ModelCard, Thresholds, card_path_for, file_sha256, save_card
-from agent.preprocess import to_input_tensor
 from agent.status import ExitStatus, InspectError
 from tools._cli_util import HelpFormatter, ensure_output_dir
 from tools.dataset import sample_images
-from tools.source_model import ModelMeta, SourceModel, load_source_model, meta_from_training_json
+from tools.source_model import ModelMeta, SourceModel, input_spec, load_source_model, meta_from_training_json
 from tools.tf_util import captured_native_output, import_tensorflow, tool_versions
+from tools.variants import tflite_outputs
 
 __all__ = ["VARIANTS", "Verification", "add_parser", "convert_variant", "run"]
 
@@ -110,7 +110,7 @@ def run(args: argparse.Namespace) -> int:
     source = load_source_model(args.model)
     meta = _resolve_meta(args, source)
     name = args.name or (args.model.parent.name if args.model.stem == "model" else args.model.stem)
-    float_spec = _input_spec(meta, source, "float32")
+    float_spec = input_spec(meta, source.input_shape)
     rep_dir = args.rep_data or Path(str(meta.training.get("data", {}).get("source", "")))
     if args.rep_data is None and not str(rep_dir):
         raise InspectError(
@@ -133,7 +133,7 @@ def run(args: argparse.Namespace) -> int:
         path = out / f"{name}_{variant}.tflite"
         path.write_bytes(convert_variant(source, variant, rep, args.int8_io))
         model = TFLiteModel(path, num_threads=1)
-        spec = _input_spec(meta, source, model.inputs[0].dtype, model.inputs[0])
+        spec = input_spec(meta, source.input_shape, model.inputs[0])
         check = _verify(model, spec, rep, reference)
         card = _card(name, args, variant, path, model, spec, meta, source, check)
         save_card(card, card_path_for(path))
@@ -188,20 +188,6 @@ def _resolve_meta(args: argparse.Namespace, source: SourceModel) -> ModelMeta:
             ExitStatus.DATA_ERROR,
         )
     return meta
-
-
-def _input_spec(meta: ModelMeta, source: SourceModel, dtype: str, tensor: Any = None) -> InputSpec:
-    h, w, c = source.input_shape
-    return InputSpec(
-        name=tensor.name if tensor is not None else "image",
-        shape=[1, h, w, c],
-        dtype=dtype,  # type: ignore[arg-type]
-        quantization=tensor.quantization if tensor is not None else None,
-        color_order=meta.color_order,  # type: ignore[arg-type]
-        resize=meta.resize,  # type: ignore[arg-type]
-        mean=meta.mean,
-        std=meta.std,
-    )
 
 
 def convert_variant(
@@ -259,7 +245,7 @@ def _converter_reason(message: str) -> str:
 
 
 def _verify(model: TFLiteModel, spec: InputSpec, rep: np.ndarray, reference: np.ndarray) -> Verification:
-    outputs = np.stack([model.run(to_input_tensor(pixels, spec))[0][0] for pixels in rep])
+    outputs = tflite_outputs(model, spec, rep)
     diff = np.abs(outputs - reference)
     same = outputs.argmax(axis=1) == reference.argmax(axis=1)
     top2 = np.sort(reference, axis=1)[:, -2:]

@@ -81,6 +81,16 @@ class LabelledImages:
         return summary
 
 
+def _read_image(path: Path) -> np.ndarray | None:
+    """An 8-bit image as OpenCV reads it (BGR, grey or BGRA), or None when unreadable."""
+    image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    if image is None or image.size == 0:
+        return None
+    if image.dtype != np.uint8:  # 16-bit industrial TIFFs: scale to 8 bit
+        image = cv2.convertScaleAbs(image, alpha=255.0 / max(1, int(image.max())))
+    return image
+
+
 def _scan_folder(root: Path) -> tuple[list[tuple[Path, str]], list[str]]:
     items: list[tuple[Path, str]] = []
     non_images: list[str] = []
@@ -185,12 +195,10 @@ def load_images(
     masks: list[np.ndarray] = []
     known: list[bool] = []
     for path, label in items:
-        image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
-        if image is None or image.size == 0:
+        image = _read_image(path)
+        if image is None:
             corrupt.append(str(path))
             continue
-        if image.dtype != np.uint8:  # 16-bit industrial TIFFs: scale to 8 bit
-            image = cv2.convertScaleAbs(image, alpha=255.0 / max(1, int(image.max())))
         pixels.append(to_model_pixels(image, spec)[0])
         labels.append(index[label])
         paths.append(str(path))
@@ -265,8 +273,8 @@ def sample_images(source: Path, spec: InputSpec, count: int, seed: int) -> np.nd
     pixels: list[np.ndarray] = []
     unreadable = 0
     for i in order:
-        image = cv2.imread(str(paths[i]), cv2.IMREAD_UNCHANGED)
-        if image is None or image.size == 0 or image.dtype != np.uint8:
+        image = _read_image(paths[i])
+        if image is None:
             unreadable += 1
             continue
         pixels.append(to_model_pixels(image, spec)[0])

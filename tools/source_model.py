@@ -15,11 +15,11 @@ from typing import Any
 
 import numpy as np
 
-from agent.modelcard import file_sha256
+from agent.modelcard import InputSpec, TensorSpec, file_sha256
 from agent.status import ExitStatus, InspectError
 from tools.tf_util import import_tensorflow
 
-__all__ = ["ModelMeta", "SourceModel", "load_source_model", "meta_from_training_json"]
+__all__ = ["ModelMeta", "SourceModel", "input_spec", "load_source_model", "meta_from_training_json"]
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +55,23 @@ def meta_from_training_json(path: Path) -> ModelMeta:
         )
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise InspectError(f"cannot read training record {path}: {exc!r}", ExitStatus.DATA_ERROR) from exc
+
+
+def input_spec(
+    meta: ModelMeta, input_shape: tuple[int, int, int], tensor: TensorSpec | None = None
+) -> InputSpec:
+    """How pixels reach the model: float32, or a TFLite ``tensor``'s dtype and quantization."""
+    h, w, c = input_shape
+    return InputSpec(
+        name=tensor.name if tensor is not None else "image",
+        shape=[1, h, w, c],
+        dtype=tensor.dtype if tensor is not None else "float32",
+        quantization=tensor.quantization if tensor is not None else None,
+        color_order=meta.color_order,  # type: ignore[arg-type]
+        resize=meta.resize,  # type: ignore[arg-type]
+        mean=meta.mean,
+        std=meta.std,
+    )
 
 
 @dataclass

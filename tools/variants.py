@@ -9,12 +9,13 @@ from pathlib import Path
 
 import numpy as np
 
+from agent.bundle import load_bundle
 from agent.model import TFLiteModel
-from agent.modelcard import InputSpec, card_path_for, load_card
+from agent.modelcard import InputSpec
 from agent.preprocess import to_input_tensor
 from agent.status import ExitStatus, InspectError
 
-__all__ = ["Variant", "load_variant"]
+__all__ = ["Variant", "load_variant", "tflite_outputs"]
 
 WARMUP_RUNS = 5
 
@@ -69,18 +70,22 @@ def _require_good(labels: list[str], good_label: str | None, path: Path) -> str:
     return good_label
 
 
+def tflite_outputs(
+    model: TFLiteModel, spec: InputSpec, pixels: np.ndarray, label: str | None = None
+) -> np.ndarray:
+    """(N, H, W, C) uint8 pixels -> (N, K) float32 first outputs, one invoke per image (batch 1)."""
+    from tqdm import tqdm
+
+    images = tqdm(pixels, desc=label, unit="img", leave=False) if label else pixels
+    return np.stack([model.run(to_input_tensor(p, spec))[0][0] for p in images])
+
+
 def _tflite_variant(path: Path) -> Variant:
-    card = load_card(card_path_for(path))
-    card.verify_file(path)
-    model = TFLiteModel(path, num_threads=1)
-    card.verify_tensors(model.inputs, model.outputs)
-    spec = card.input
+    bundle = load_bundle(path, num_threads=1)  # refuses a card that does not match the file
+    card, spec = bundle.card, bundle.card.input
 
     def predict(pixels: np.ndarray) -> np.ndarray:
-        from tqdm import tqdm
-
-        progress = tqdm(pixels, desc=path.name, unit="img", leave=False)
-        return np.stack([model.run(to_input_tensor(p, spec))[0][0] for p in progress])
+        return tflite_outputs(bundle.model, spec, pixels, label=path.name)
 
     return Variant(
         name=path.name,
@@ -97,23 +102,14 @@ def _tflite_variant(path: Path) -> Variant:
 
 
 def _keras_variant(path: Path) -> Variant:
-    from tools.source_model import load_source_model, meta_from_training_json
+    from tools.source_model import input_spec, load_source_model, meta_from_training_json
 
     source = load_source_model(path)
     record = path.parent / "training.json" if path.is_file() else path / "training.json"
     if not record.is_file():
         raise InspectError(f"no training.json beside {path}: evaluate needs its labels", ExitStatus.NO_INPUT)
     meta = meta_from_training_json(record)
-    h, w, c = source.input_shape
-    spec = InputSpec(
-        name="image",
-        shape=[1, h, w, c],
-        dtype="float32",
-        color_order=meta.color_order,  # type: ignore[arg-type]
-        resize=meta.resize,  # type: ignore[arg-type]
-        mean=meta.mean,
-        std=meta.std,
-    )
+    spec = input_spec(meta, source.input_shape)
     size = (
         path.stat().st_size
         if path.is_file()
