@@ -1,5 +1,7 @@
 """Write the JSON Schemas in docs/schemas/ from the pydantic models (the code is the source of truth).
 
+The model card, and under docs/schemas/mqtt/ the MQTT payloads and command payloads.
+
 python scripts/gen_schemas.py          # rewrite
 python scripts/gen_schemas.py --check  # exit 1 if a committed schema is stale (tests run this)
 """
@@ -11,9 +13,20 @@ import json
 import sys
 from pathlib import Path
 
+from agent import messages
+from agent.commands import COMMANDS
 from agent.modelcard import ModelCard
 
-SCHEMAS = {"model-card.schema.json": ModelCard}
+SCHEMAS: dict[str, type] = {
+    "model-card.schema.json": ModelCard,
+    # MQTT payloads (docs/mqtt.md): one file per message, one per command.
+    "mqtt/state.schema.json": messages.State,
+    "mqtt/stats.schema.json": messages.Stats,
+    "mqtt/result.schema.json": messages.Result,
+    "mqtt/event.schema.json": messages.Event,
+    "mqtt/reply.schema.json": messages.Reply,
+    **{f"mqtt/cmd-{name}.schema.json": model for name, model in sorted(COMMANDS.items())},
+}
 DOCS = Path(__file__).resolve().parent.parent / "docs" / "schemas"
 
 
