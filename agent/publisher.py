@@ -121,7 +121,9 @@ class MqttPublisher:
         return client
 
     def connect(self) -> None:
-        """Start connecting in the background; returns at once, even when the broker is down."""
+        """Start connecting in the background (once); returns at once, even when the broker is down."""
+        if self._ack_thread is not None:
+            raise RuntimeError("MqttPublisher.connect() was already called")
         s = self.settings
         log.info(
             "MQTT connecting to %s:%d%s as %r", s.host, s.port, " (TLS)" if s.use_tls else "", s.client_id
