@@ -1,0 +1,73 @@
+"""Verdict + frame -> the JPEG a person looks at: ROI, part box, label and score, size-capped."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from agent.trigger import Box
+
+__all__ = ["Jpeg", "annotate", "crop_padded", "encode_jpeg"]
+
+_NG, _OK, _ROI = (40, 40, 230), (60, 180, 60), (200, 160, 40)  # BGR
+
+
+@dataclass(frozen=True)
+class Jpeg:
+    data: bytes
+    width: int
+    height: int
+
+
+def crop_padded(image: np.ndarray, box: Box) -> np.ndarray:
+    """``image[box]``, with replicated border where the box reaches past the frame (parts near an edge)."""
+    x, y, w, h = box
+    height, width = image.shape[:2]
+    if x >= 0 and y >= 0 and x + w <= width and y + h <= height:
+        return image[y : y + h, x : x + w]
+    # Index with clamped coordinates: the replicated border, also for a box wholly outside the frame
+    # (slicing with a negative end would wrap around and return the wrong shape).
+    rows = np.clip(np.arange(y, y + h), 0, height - 1)
+    cols = np.clip(np.arange(x, x + w), 0, width - 1)
+    return image[rows[:, None], cols]
+
+
+def encode_jpeg(image: np.ndarray, max_side: int, quality: int) -> Jpeg:
+    """Downscale so the longer side is at most ``max_side``, then JPEG-encode."""
+    height, width = image.shape[:2]
+    scale = min(1.0, max_side / max(height, width))
+    if scale < 1.0:
+        image = cv2.resize(image, (round(width * scale), round(height * scale)), interpolation=cv2.INTER_AREA)
+    ok, data = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, quality])
+    if not ok:
+        raise ValueError(f"JPEG encoding failed for an image of shape {image.shape}")
+    return Jpeg(data.tobytes(), image.shape[1], image.shape[0])
+
+
+def annotate(
+    image: np.ndarray,
+    ng: bool,
+    text: str,
+    roi: Box | None,
+    box: Box | None,
+    regions: list[Box] | None = None,
+) -> np.ndarray:
+    """A copy of ``image`` with the ROI, the inspected box and regions drawn, and ``text`` in a banner."""
+    out = cv2.cvtColor(image, cv2.COLOR_GRAY2BGR) if image.ndim == 2 else image.copy()
+    thick = max(2, round(max(out.shape[:2]) / 400))
+    colour = _NG if ng else _OK
+    if roi is not None:
+        x, y, w, h = roi
+        cv2.rectangle(out, (x, y), (x + w - 1, y + h - 1), _ROI, thick)
+    if box is not None:
+        x, y, w, h = box
+        cv2.rectangle(out, (x, y), (x + w - 1, y + h - 1), colour, thick)
+    for x, y, w, h in regions or []:
+        cv2.rectangle(out, (x, y), (x + w - 1, y + h - 1), _NG, max(1, thick // 2))
+    scale = max(0.5, out.shape[0] / 720)
+    (tw, th), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, thick)
+    cv2.rectangle(out, (0, 0), (tw + 16, th + base + 16), colour, -1)
+    cv2.putText(out, text, (8, th + 8), cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), thick, cv2.LINE_AA)
+    return out
