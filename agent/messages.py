@@ -218,6 +218,15 @@ class Stats(_Msg):
 # --- per part --------------------------------------------------------------------------------------
 
 
+class FrameInfo(_Msg):
+    width: Count
+    height: Count
+    index: Count = Field(description="Frame index on this camera since start.")
+    source_pos: int | None = Field(
+        default=None, description="The source's own frame number (video files), null where it has none."
+    )
+
+
 class Result(_Msg):
     """One inspected part (or frame), on ``<prefix>/<device>/<camera>/result``."""
 
@@ -232,6 +241,8 @@ class Result(_Msg):
     threshold: Unit = Field(description="Threshold applied to defect_score.")
     probabilities: dict[str, Unit] = Field(description="Per label.")
     latency_ms: float = Field(ge=0, description="Capture to publish, milliseconds.")
+    part_box: Rect | None = Field(default=None, description="The part's box (presence trigger), else null.")
+    frame: FrameInfo | None = Field(default=None, description="The frame the verdict was taken on.")
     model_sha256: str = Field(
         pattern=r"^[0-9a-f]{12}$", description="First 12 hex digits of the model SHA-256."
     )
@@ -259,12 +270,6 @@ class ImageRef(_Msg):
     sha256: Sha256 = Field(description="SHA-256 of the JPEG bytes.")
 
 
-class FrameInfo(_Msg):
-    width: Count
-    height: Count
-    index: Count = Field(description="Frame index on this camera since start.")
-
-
 class Event(_Msg):
     """One NG part, QoS 1 on ``<prefix>/<device>/<camera>/event``; delivered at least once."""
 
@@ -281,6 +286,7 @@ class Event(_Msg):
     threshold: Unit
     regions: list[Region] = Field(default_factory=list, description="Where the defect is; may be empty.")
     roi: Rect | None = Field(default=None, description="Inspected region of the frame, null = whole frame.")
+    part_box: Rect | None = Field(default=None, description="The part's box (presence trigger), else null.")
     model: ModelRef
     images: list[ImageRef] = Field(default_factory=list, description="JPEGs published for this event.")
     frame: FrameInfo

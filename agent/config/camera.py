@@ -48,7 +48,7 @@ class PresenceConfig(ConfigModel):
     """Part-presence trigger: a part crossing the ROI gives one verdict, taken when it is centred."""
 
     min_area_fraction: float = Field(
-        default=0.02,
+        default=0.005,
         gt=0,
         le=1,
         description="Smallest foreground area, as a fraction of the ROI, that is a part.",
@@ -62,6 +62,13 @@ class PresenceConfig(ConfigModel):
         le=1,
         description="How far the part's centre may be from the ROI centre when it is inspected, "
         "as a fraction of the ROI size.",
+    )
+    crop_scale: float = Field(
+        default=1.5,
+        ge=1,
+        le=4,
+        description="Side of the square crop given to the model, as a multiple of the part's larger side: "
+        "match the margin around parts in the training images.",
     )
 
 
