@@ -1,5 +1,7 @@
 """``inspect-agent``: the device program.
 
+    inspect-agent run /etc/inspect-agent/config.yaml      # inspect until SIGTERM (or every source ended)
+    inspect-agent check-config config.yaml               # validate the YAML without starting anything
     inspect-agent info models/parts_int8.tflite          # check a bundle loads and matches its card
     inspect-agent once models/parts_int8.tflite part.png # verdict per image, one JSON line each
 
@@ -11,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -75,6 +78,28 @@ def _once(args: argparse.Namespace) -> int:
     return int(status)
 
 
+def _run(args: argparse.Namespace) -> int:
+    from agent.config import load_config
+    from agent.logs import setup_logging
+    from agent.service import Agent
+
+    config = load_config(args.config)
+    setup_logging(args.log_level or config.logging.level, config.logging.format)
+    agent = Agent(config, config_path=args.config)
+    # SIGTERM (systemd stop) and SIGINT both end the run loop: current frames finish, queued
+    # events are published, `available` goes offline, then exit 0.
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: agent.request_stop())
+    agent.start()
+    return agent.run()
+
+
+def _check_config(args: argparse.Namespace) -> int:
+    from agent.config import check_config_main
+
+    return check_config_main(args.config)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="inspect-agent", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -89,6 +114,14 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--threads", type=int, help="interpreter threads (default: all cores)")
     once.add_argument("images", type=Path, nargs="+", help="image files (PNG, JPEG, ...)")
     once.add_argument("--threshold", type=float, help="defect threshold (default: the card's)")
+    run = sub.add_parser("run", help="run the agent with a YAML config (the systemd service runs this)")
+    run.add_argument("config", type=Path, help="YAML config file (see docs/config-reference.md)")
+    levels = ["DEBUG", "INFO", "WARNING", "ERROR"]
+    run.add_argument("--log-level", choices=levels, help="override the config's logging.level")
+    run.set_defaults(func=_run)
+    check = sub.add_parser("check-config", help="validate a YAML config without starting; exit 0, 66 or 78")
+    check.add_argument("config", type=Path, help="YAML config file")
+    check.set_defaults(func=_check_config)
     info.set_defaults(func=_info)
     once.set_defaults(func=_once)
     return parser

@@ -1,0 +1,173 @@
+"""One camera's path: newest frame -> trigger -> crop -> model -> decision -> result, and NG -> event job.
+
+The inspection thread does only what the verdict needs; JPEG encoding, the disk and the
+event's images run on the event thread behind a bounded queue, so a slow disk or broker
+slows events down (the queue blocks when full) but never loses one and never delays
+the next verdict until the queue is full.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from agent.bundle import ModelBundle, Scores
+from agent.decision import Decider, Verdict
+from agent.messages import FrameInfo, Result, iso_ts
+from agent.render import crop_padded
+from agent.sources import Grabber
+from agent.telemetry import LatencyRecorder
+from agent.trigger import Box, Inspection, Trigger
+from agent.types import Frame
+
+__all__ = ["CameraWorker", "EventJob", "ModelSlot"]
+
+log = logging.getLogger(__name__)
+
+
+class ModelSlot:
+    """The loaded model bundle, swappable at run time; the interpreter is used by one thread at a time."""
+
+    def __init__(self, bundle: ModelBundle) -> None:
+        self._bundle = bundle
+        self._lock = threading.Lock()
+
+    @property
+    def bundle(self) -> ModelBundle:
+        return self._bundle
+
+    def swap(self, bundle: ModelBundle) -> ModelBundle:
+        with self._lock:  # waits for an inference in progress on the old one
+            old, self._bundle = self._bundle, bundle
+        return old
+
+    def classify(self, image: object) -> tuple[Scores, ModelBundle]:
+        with self._lock:
+            scores, _ = self._bundle.classify(image)  # type: ignore[arg-type]
+            return scores, self._bundle
+
+
+@dataclass(frozen=True)
+class EventJob:
+    """An NG verdict waiting for its images to be encoded and published, then its event."""
+
+    camera: str
+    seq: int
+    frame: Frame
+    inspection: Inspection
+    verdict: Verdict
+    bundle: ModelBundle
+    roi: Box | None
+
+
+class CameraWorker:
+    """The inspection thread of one camera (``inspect-<camera>``)."""
+
+    def __init__(
+        self,
+        camera: str,
+        grabber: Grabber,
+        trigger: Trigger,
+        decider: Decider,
+        model: ModelSlot,
+        roi: Box | None,
+        publish_result: Callable[[str, Result], None],
+        events: queue.Queue[EventJob | None],
+        latency: LatencyRecorder,
+    ) -> None:
+        self.camera = camera
+        self.grabber = grabber
+        self.trigger = trigger
+        self.decider = decider
+        self.model = model
+        self.roi = roi
+        self.publish_result = publish_result
+        self.events = events
+        self.latency = latency
+        self.paused = False
+        self.frames_processed = self.parts = self.ng = self.events_raised = 0
+        self.last_frame: Frame | None = None
+        self._seq = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"inspect-{camera}", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout)
+
+    @property
+    def finished(self) -> bool:
+        """The source ended (a video file without loop) and every frame taken was inspected."""
+        return not self._thread.is_alive()
+
+    def _run(self) -> None:
+        after = -1
+        while not self._stop.is_set():
+            frame = self.grabber.latest(after_index=after, timeout=0.5)
+            if frame is None:
+                if self.grabber.status in ("ended", "stopped"):
+                    return
+                continue
+            after = frame.index
+            self.last_frame = frame
+            if self.paused:
+                continue
+            try:
+                self._inspect_frame(frame)
+            except Exception:  # a bug in one frame must not stop the line; it is logged with its cause
+                log.exception("camera %s: inspecting frame %d failed", self.camera, frame.index)
+
+    def _inspect_frame(self, frame: Frame) -> None:
+        started = time.perf_counter()
+        inspections = self.trigger.update(frame)
+        self.latency.add("trigger", (time.perf_counter() - started) * 1000)
+        self.frames_processed += 1
+        for inspection in inspections:
+            self._inspect(frame, inspection)
+
+    def _inspect(self, frame: Frame, inspection: Inspection) -> None:
+        started = time.perf_counter()
+        crop = crop_padded(frame.image, inspection.crop)
+        scores, bundle = self.model.classify(crop)
+        self.latency.add("inference", (time.perf_counter() - started) * 1000)
+        verdict = self.decider.decide(scores, frame.mono_time)
+        self._seq += 1
+        self.parts += 1
+        height, width = frame.image.shape[:2]
+        result = Result(
+            ts=iso_ts(frame.wall_time),
+            seq=self._seq,
+            camera=self.camera,
+            part_id=None if inspection.part_id is None else str(inspection.part_id),
+            verdict="NG" if verdict.ng else "OK",
+            label=verdict.label,
+            score=min(1.0, max(0.0, verdict.score)),
+            defect_score=verdict.defect_score,
+            threshold=verdict.threshold,
+            probabilities=scores.probabilities,
+            latency_ms=(time.monotonic() - frame.mono_time) * 1000,
+            part_box=list(inspection.part_box) if inspection.part_box else None,
+            frame=FrameInfo(
+                width=width,
+                height=height,
+                index=frame.index,
+                source_pos=frame.source_pos if frame.source_pos >= 0 else None,
+            ),
+            model_sha256=bundle.card.tflite_sha256[:12],
+        )
+        if verdict.ng:
+            self.ng += 1
+        if verdict.raise_event:
+            self.events_raised += 1
+            # Blocks when the event thread is behind: back-pressure instead of a lost event.
+            self.events.put(EventJob(self.camera, self._seq, frame, inspection, verdict, bundle, self.roi))
+        self.publish_result(self.camera, result)
+        self.latency.add("capture_to_result", result.latency_ms)

@@ -1,0 +1,213 @@
+"""The running agent: start every stage, answer commands, publish state and stats, stop cleanly.
+
+    agent = Agent(load_config(path), config_path=path)
+    agent.start()          # model, image store, MQTT, one grabber + one inspection thread per camera
+    code = agent.run()     # until SIGTERM/SIGINT, or until every source has ended (video files)
+
+Commands arrive on paho's thread and are queued; the main thread runs them between its
+housekeeping ticks, so no command ever blocks MQTT traffic or races an inspection.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from pathlib import Path
+
+from agent import __version__
+from agent.bundle import load_bundle
+from agent.config import AgentConfig, config_hash
+from agent.decision import Decider
+from agent.events import EventPublisher, ImageOptions
+from agent.imagestore import ImageStore, StoreLimits
+from agent.messages import CameraState, ModelInfo, State, iso_ts
+from agent.pipeline import CameraWorker, EventJob, ModelSlot
+from agent.publisher import MqttPublisher
+from agent.service_commands import CommandHandler
+from agent.service_stats import StatsReporter
+from agent.sources import Grabber, GrabberStats, redact
+from agent.status import ExitStatus
+from agent.telemetry import LatencyRecorder
+from agent.wiring import broker_settings, decision_rules, roi_box, source_spec, trigger_for
+
+__all__ = ["Agent"]
+
+log = logging.getLogger("agent")
+
+_TICK_S = 0.2
+_EVENT_QUEUE = 64  # NG events waiting for JPEG encoding; full = the inspection threads wait
+
+
+class Agent:
+    def __init__(self, config: AgentConfig, config_path: Path | None = None) -> None:
+        self.config = config
+        self.config_path = config_path
+        self.started_wall = time.time()
+        self.started_mono = time.monotonic()
+        self.latency = LatencyRecorder()
+        self.last_error: str | None = None
+        self.grabbers: dict[str, Grabber] = {}
+        self.workers: dict[str, CameraWorker] = {}
+        self._stop = threading.Event()
+        self._state_dirty = threading.Event()
+        self._commands: queue.SimpleQueue[tuple[str, bytes]] = queue.SimpleQueue()
+        self._jobs: queue.Queue[EventJob | None] = queue.Queue(maxsize=_EVENT_QUEUE)
+        self.model: ModelSlot | None = None
+        self.publisher: MqttPublisher | None = None
+        self.events: EventPublisher | None = None
+
+    # --- lifecycle ---------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Every step raises InspectError/ConfigError with a one-line message; nothing half-started stays."""
+        config = self.config
+        bundle = load_bundle(config.model.path, config.model.threads)
+        self.model = ModelSlot(bundle)
+        log.info(
+            "model %s v%s (%s, %s, %d threads)",
+            bundle.card.name,
+            bundle.card.version,
+            bundle.card.quantization,
+            bundle.model.backend,
+            bundle.model.num_threads,
+        )
+        images = config.images
+        limits = StoreLimits(images.max_count, images.max_bytes, images.max_age_days * 86400)
+        store = ImageStore(images.dir, limits)
+        self.publisher = MqttPublisher(
+            broker_settings(config), config.mqtt.prefix, config.device_id, self._on_command
+        )
+        self.commands = CommandHandler(self)
+        self.stats = StatsReporter(self)
+        self.events = EventPublisher(
+            config.device_id,
+            self._jobs,
+            self.publisher,
+            store,
+            ImageOptions(images.max_side, images.jpeg_quality, images.publish_raw),
+            self.latency,
+        )
+        self.store = store
+        self.publisher.connect()
+        self.events.start()
+        for camera_id, camera in config.cameras.items():
+            if not camera.enabled:
+                continue
+            grabber = Grabber(source_spec(camera_id, camera), status_listener=self._on_camera_status)
+            rules = decision_rules(bundle.card, config.decision_for(camera_id))
+            worker = CameraWorker(
+                camera_id,
+                grabber,
+                trigger_for(camera),
+                Decider(rules, bundle.card.good_label),
+                self.model,
+                roi_box(camera),
+                self.publisher.publish_result,
+                self._jobs,
+                self.latency,
+            )
+            self.grabbers[camera_id], self.workers[camera_id] = grabber, worker
+            grabber.start()
+            worker.start()
+        self.publish_state()
+
+    def request_stop(self) -> None:
+        """Safe from a signal handler."""
+        self._stop.set()
+
+    def run(self) -> int:
+        """The main thread's loop; returns the exit code once stopped."""
+        assert self.publisher is not None
+        while not self._stop.is_set():
+            self._tick()
+            if self.workers and all(w.finished for w in self.workers.values()):
+                log.info("every source has ended; stopping")
+                break
+            self._stop.wait(_TICK_S)
+        self.shutdown()
+        return int(ExitStatus.OK)
+
+    def _tick(self) -> None:
+        while True:
+            try:
+                name, payload = self._commands.get_nowait()
+            except queue.Empty:
+                break
+            self.commands.handle(name, payload)
+        for grabber in self.grabbers.values():
+            grabber.check_stall()
+        self.stats.maybe_publish()
+        if self._state_dirty.is_set():
+            self._state_dirty.clear()
+            self.publish_state()
+
+    def shutdown(self, timeout: float = 4.0) -> None:
+        """Finish the current frames, publish every queued event, say offline, disconnect."""
+        deadline = time.monotonic() + timeout
+        for grabber in self.grabbers.values():
+            grabber.stop(timeout=1.0)
+        for worker in self.workers.values():
+            worker.stop(timeout=max(0.1, deadline - time.monotonic()))
+        if self.events is not None:
+            self.events.stop(timeout=max(0.5, deadline - time.monotonic()))
+        self.stats.maybe_publish(force=True)
+        if self.publisher is not None:
+            self.publisher.stop(timeout=max(1.0, deadline - time.monotonic()))
+        log.info("stopped after %.1f s", time.monotonic() - self.started_mono)
+
+    # --- state -------------------------------------------------------------------------------------
+
+    def _on_command(self, name: str, payload: bytes) -> None:
+        self._commands.put((name, payload))
+
+    def _on_camera_status(self, stats: GrabberStats) -> None:
+        if stats.status in ("offline", "stalled"):
+            log.warning("camera %s %s: %s", stats.camera, stats.status, stats.last_error)
+        else:
+            log.info("camera %s %s", stats.camera, stats.status)
+        self._state_dirty.set()
+
+    def mark_state_dirty(self) -> None:
+        self._state_dirty.set()
+
+    def state(self) -> State:
+        assert self.model is not None
+        card, model = self.model.bundle.card, self.model.bundle.model
+        cameras = {}
+        for camera_id, grabber in self.grabbers.items():
+            grabbed = grabber.stats()
+            worker = self.workers[camera_id]
+            status = {"ended": "offline", "stopped": "offline"}.get(grabbed.status, grabbed.status)
+            last = worker.last_frame
+            cameras[camera_id] = CameraState(
+                status="paused" if worker.paused else status,  # type: ignore[arg-type]
+                source=redact(self.config.cameras[camera_id].source),
+                error=grabbed.last_error,
+                last_frame_at=iso_ts(last.wall_time) if last else None,
+            )
+        now = time.time()
+        return State(
+            version=__version__,
+            device=self.config.device_id,
+            started_at=iso_ts(self.started_wall),
+            uptime_s=round(time.monotonic() - self.started_mono, 3),
+            model=ModelInfo(
+                name=card.name,
+                version=card.version,
+                sha256=card.tflite_sha256,
+                labels=card.labels,
+                quantization=card.quantization,
+                interpreter=model.backend,
+            ),
+            config_hash=config_hash(self.config),
+            cameras=cameras,
+            paused=bool(self.workers) and all(w.paused for w in self.workers.values()),
+            last_error=self.last_error,
+            updated_at=iso_ts(now),
+        )
+
+    def publish_state(self) -> None:
+        if self.publisher is not None:
+            self.publisher.publish_state(self.state())

@@ -1,0 +1,159 @@
+"""MQTT commands -> actions on the running agent, each answered on ``cmd/<name>/reply``.
+
+A command that cannot be parsed or names an unknown camera gets ``ok: false`` with one line
+saying why; nothing a subscriber sends can stop the agent.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import TYPE_CHECKING, Any
+
+from agent.bundle import load_bundle
+from agent.commands import (
+    Command,
+    CommandError,
+    Pause,
+    Reload,
+    Resume,
+    SetThreshold,
+    Snapshot,
+    error_reply,
+    make_reply,
+    parse_command,
+)
+from agent.config import ConfigError, load_config
+from agent.messages import new_event_id
+from agent.render import annotate, encode_jpeg
+from agent.status import InspectError
+from agent.trigger import CommandTrigger
+from agent.wiring import decision_rules, roi_box
+
+if TYPE_CHECKING:
+    from agent.service import Agent
+
+__all__ = ["CommandHandler"]
+
+log = logging.getLogger("agent.commands")
+
+
+class CommandHandler:
+    def __init__(self, agent: Agent) -> None:
+        self.agent = agent
+
+    def handle(self, name: str, payload: bytes) -> None:
+        publisher = self.agent.publisher
+        assert publisher is not None
+        try:
+            command = parse_command(name, payload)
+        except CommandError as exc:
+            log.warning("command %s rejected: %s", exc.command, exc)
+            publisher.reply(exc.command, error_reply(exc))
+            return
+        try:
+            result = self._run(command)
+        except (CommandError, InspectError) as exc:
+            log.warning("command %s failed: %s", command.name, exc)
+            reply = make_reply(command.name, command.request_id, ok=False, error=str(exc))
+            publisher.reply(command.name, reply)
+            return
+        log.info("command %s done: %s", command.name, result)
+        publisher.reply(command.name, make_reply(command.name, command.request_id, result=result))
+
+    def _cameras(self, command: Command, camera: str | None) -> list[str]:
+        workers = self.agent.workers
+        if camera is None:
+            return list(workers)
+        if camera not in workers:
+            known = ", ".join(workers) or "none"
+            message = f"unknown camera {camera!r} (cameras: {known})"
+            raise CommandError(command.name, message, command.request_id)
+        return [camera]
+
+    def _run(self, command: Command) -> dict[str, Any]:
+        if isinstance(command, Snapshot):
+            return self._snapshot(command)
+        if isinstance(command, (Pause, Resume)):
+            cameras = self._cameras(command, command.camera)
+            for camera in cameras:
+                self.agent.workers[camera].paused = isinstance(command, Pause)
+            self.agent.mark_state_dirty()
+            return {"cameras": cameras, "paused": isinstance(command, Pause)}
+        if isinstance(command, SetThreshold):
+            changed = {}
+            for camera in self._cameras(command, command.camera):
+                decider = self.agent.workers[camera].decider
+                decider.rules = decider.rules.with_threshold(command.label, command.value)
+                changed[camera] = {"defect": decider.rules.defect_threshold, **decider.rules.label_thresholds}
+            return {"thresholds": changed}
+        if isinstance(command, Reload):
+            return self._reload(command)
+        raise CommandError(command.name, f"command {command.name!r} is not handled", command.request_id)
+
+    def _snapshot(self, command: Snapshot) -> dict[str, Any]:
+        agent = self.agent
+        assert agent.publisher is not None
+        images = []
+        for camera in self._cameras(command, command.camera):
+            worker = agent.workers[camera]
+            if isinstance(worker.trigger, CommandTrigger):
+                worker.trigger.request()  # command-triggered cameras also inspect on a snapshot
+            frame = worker.last_frame or agent.grabbers[camera].latest(-1, timeout=2.0)
+            if frame is None:
+                raise CommandError(command.name, f"camera {camera} has no frame yet", command.request_id)
+            roi = roi_box(agent.config.cameras[camera])
+            image = frame.image
+            if command.annotated:
+                image = annotate(frame.image, False, f"{camera} snapshot", roi, None)
+            jpeg = encode_jpeg(image, agent.config.images.max_side, agent.config.images.jpeg_quality)
+            snapshot_id = "snapshot-" + new_event_id(agent.config.device_id, camera, frame.index, time.time())
+            agent.publisher.publish_image(camera, snapshot_id, jpeg.data)
+            images.append(
+                {
+                    "camera": camera,
+                    "topic": agent.publisher.topics.image(camera, snapshot_id),
+                    "width": jpeg.width,
+                    "height": jpeg.height,
+                    "bytes": len(jpeg.data),
+                }
+            )
+        return {"images": images}
+
+    def _reload(self, command: Reload) -> dict[str, Any]:
+        """Re-read the config file; apply the model and decision sections. Camera changes need a restart."""
+        agent = self.agent
+        if agent.config_path is None:
+            message = "the agent was not started from a config file"
+            raise CommandError(command.name, message, command.request_id)
+        try:
+            config = load_config(agent.config_path)
+        except ConfigError as exc:
+            agent.last_error = f"reload rejected, running config kept: {exc}"
+            agent.mark_state_dirty()
+            raise
+        assert agent.model is not None
+        bundle = agent.model.bundle
+        if config.model != agent.config.model or not _same_file(bundle.card.tflite_sha256, config):
+            bundle = load_bundle(config.model.path, config.model.threads)  # beside the old one
+            agent.model.swap(bundle)
+        for camera, worker in agent.workers.items():
+            if camera in config.cameras:
+                worker.decider.rules = decision_rules(bundle.card, config.decision_for(camera))
+        restart = sorted(
+            c for c in set(config.cameras) | set(agent.config.cameras)
+            if config.cameras.get(c) != agent.config.cameras.get(c)
+        )  # fmt: skip
+        agent.config = config.model_copy(update={"cameras": agent.config.cameras})
+        agent.last_error = None
+        agent.mark_state_dirty()
+        return {"model_sha256": bundle.card.tflite_sha256, "cameras_needing_restart": restart}
+
+
+def _same_file(sha256: str, config: Any) -> bool:
+    from agent.modelcard import card_path_for, load_card
+
+    try:
+        return load_card(card_path_for(config.model.path)).tflite_sha256 == sha256
+    except InspectError:
+        return False

@@ -1,0 +1,94 @@
+"""Config sections -> the plain settings each stage takes (no threads started here)."""
+
+from __future__ import annotations
+
+from agent.config import AgentConfig, CameraConfig, DecisionConfig, resolve_secret
+from agent.decision import DecisionRules
+from agent.modelcard import ModelCard
+from agent.publisher import BrokerSettings
+from agent.sources import SourceSpec
+from agent.trigger import (
+    Box,
+    CommandTrigger,
+    ContinuousTrigger,
+    IntervalTrigger,
+    PresenceSettings,
+    PresenceTrigger,
+    Trigger,
+)
+
+__all__ = ["broker_settings", "decision_rules", "roi_box", "source_spec", "trigger_for"]
+
+
+def broker_settings(config: AgentConfig) -> BrokerSettings:
+    """Resolves the password here, at start: a missing secret is a config error before anything runs."""
+    mqtt = config.mqtt
+    tls = mqtt.tls
+    password = resolve_secret(mqtt.password, "mqtt.password") if mqtt.password is not None else None
+    return BrokerSettings(
+        host=mqtt.host,
+        port=mqtt.port,
+        client_id=mqtt.client_id or f"inspect-agent-{config.device_id}",
+        keepalive_s=mqtt.keepalive_s,
+        username=mqtt.username,
+        password=password,
+        tls=tls is not None,
+        tls_ca_file=str(tls.ca_file) if tls and tls.ca_file else None,
+        tls_cert_file=str(tls.cert_file) if tls and tls.cert_file else None,
+        tls_key_file=str(tls.key_file) if tls and tls.key_file else None,
+        tls_insecure=bool(tls and tls.insecure),
+        reconnect_min_s=mqtt.reconnect_min_s,
+        reconnect_max_s=mqtt.reconnect_max_s,
+        qos_events=mqtt.qos_events,
+    )
+
+
+def source_spec(camera_id: str, camera: CameraConfig) -> SourceSpec:
+    return SourceSpec(
+        camera=camera_id,
+        source=camera.source,
+        width=camera.width,
+        height=camera.height,
+        fps=camera.fps,
+        fourcc=camera.fourcc,
+        loop=camera.loop,
+        realtime=camera.realtime,
+        reconnect_min_s=camera.reconnect_min_s,
+        reconnect_max_s=camera.reconnect_max_s,
+        stall_timeout_s=camera.stall_timeout_s,
+    )
+
+
+def roi_box(camera: CameraConfig) -> Box | None:
+    roi = camera.roi
+    return None if roi is None else (roi.x, roi.y, roi.width, roi.height)
+
+
+def trigger_for(camera: CameraConfig) -> Trigger:
+    roi = roi_box(camera)
+    trigger = camera.trigger
+    if trigger.mode == "continuous":
+        return ContinuousTrigger(roi)
+    if trigger.mode == "interval":
+        return IntervalTrigger(trigger.interval_ms, roi)
+    if trigger.mode == "command":
+        return CommandTrigger(roi)
+    presence = trigger.presence
+    settings = PresenceSettings(
+        direction=presence.direction,
+        min_area_fraction=presence.min_area_fraction,
+        centre_tolerance=presence.centre_tolerance,
+        crop_scale=presence.crop_scale,
+    )
+    return PresenceTrigger(settings, roi)
+
+
+def decision_rules(card: ModelCard, decision: DecisionConfig) -> DecisionRules:
+    return DecisionRules.from_card(
+        card.thresholds.defect,
+        card.thresholds.per_label,
+        decision.sensitivity,
+        decision.thresholds,
+        decision.min_consecutive,
+        decision.cooldown_s,
+    )
