@@ -4,7 +4,10 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip
 
-.PHONY: demo test lint typecheck check venv venv-dev model-report clean
+AGENT_VENV ?= .venv-agent
+APY := $(AGENT_VENV)/bin/python
+
+.PHONY: demo test lint typecheck check venv venv-dev model-demo demo-model model-report clean
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -18,9 +21,25 @@ $(VENV)/.dev-installed: pyproject.toml | $(VENV)/bin/python
 venv: $(VENV)/bin/python
 venv-dev: $(VENV)/.dev-installed
 
-## The main job: synthetic data -> train -> convert (4 variants) -> evaluate, ends with a report.
-demo: $(VENV)/.dev-installed
-	$(PY) scripts/model_demo.py --out out/demo
+# Device install: the agent alone, no TensorFlow (what a Raspberry Pi gets).
+$(AGENT_VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(AGENT_VENV)
+	$(APY) -m pip install --quiet --upgrade pip
+	$(APY) -m pip install --quiet -e .
+	touch $@
+
+## The main job: the agent inspects a generated line video with the bundled int8 model and publishes
+## over MQTT (a local mosquitto); ends with precision/recall against the ground truth and an HTML report.
+demo: $(AGENT_VENV)/.installed
+	$(APY) scripts/agent_demo.py --out out/agent-demo
+
+## The toolchain end to end: synthetic data -> train -> convert (4 variants) -> evaluate.
+model-demo: $(VENV)/.dev-installed
+	$(PY) scripts/model_demo.py --out out/model-demo
+
+## Rebuild the bundled model in models/demo/ (synth -> train -> convert int8 -> evaluate).
+demo-model: $(VENV)/.dev-installed
+	$(PY) scripts/build_demo_model.py --out out/demo-model --models models/demo
 
 ## The tests (real TensorFlow, real TFLite interpreter, real files).
 test: $(VENV)/.dev-installed
