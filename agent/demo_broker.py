@@ -11,7 +11,7 @@ from pathlib import Path
 
 from agent.status import ExitStatus, InspectError
 
-__all__ = ["LocalBroker", "free_port"]
+__all__ = ["LocalBroker", "find_mosquitto", "free_port"]
 
 
 def free_port() -> int:
@@ -20,7 +20,8 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _mosquitto() -> str | None:
+def find_mosquitto() -> str | None:
+    """mosquitto lives in /usr/sbin on Debian, often not on a user's PATH."""
     for name in ("mosquitto", "/usr/sbin/mosquitto", "/usr/local/sbin/mosquitto"):
         found = shutil.which(name)
         if found:
@@ -50,7 +51,7 @@ class LocalBroker:
     def start(self, timeout: float = 10.0) -> LocalBroker:
         self.workdir.mkdir(parents=True, exist_ok=True)
         log = (self.workdir / "broker.log").open("wb")
-        exe = _mosquitto() if self.prefer != "amqtt" else None
+        exe = find_mosquitto() if self.prefer != "amqtt" else None
         amqtt = _amqtt()
         if exe is not None:
             conf = self.workdir / "mosquitto.conf"

@@ -26,16 +26,9 @@ from pathlib import Path
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
+from agent.demo_broker import find_mosquitto, free_port
+
 __all__ = ["Mosquitto", "Received", "Subscriber", "find_mosquitto", "free_port", "have_openssl"]
-
-
-def find_mosquitto() -> str | None:
-    """mosquitto lives in /usr/sbin on Debian, often not on a user's PATH."""
-    for name in ("mosquitto", "/usr/sbin/mosquitto", "/usr/local/sbin/mosquitto"):
-        found = shutil.which(name)
-        if found:
-            return found
-    return None
 
 
 def _find(tool: str) -> str | None:
@@ -44,12 +37,6 @@ def _find(tool: str) -> str | None:
 
 def have_openssl() -> bool:
     return _find("openssl") is not None
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 class Mosquitto:
