@@ -13,9 +13,9 @@ import threading
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
-import cv2
 import numpy as np
 
+from agent.presence import find_blobs
 from agent.types import Frame
 
 __all__ = [
@@ -108,40 +108,12 @@ class PresenceSettings:
     min_area_fraction: float = 0.005  # of the ROI; smaller blobs are dust, labels, reflections
     centre_tolerance: float = 0.15  # a part whose centre is this close (fraction of ROI) is centred
     crop_scale: float = 1.5  # crop side / part size: the margin the training images had around parts
-    colour_delta: int = 22  # grey levels from the belt's colour that count as "part"
-    edge_delta: int = 25  # morphological gradient that counts as an edge
+    colour_delta: int = 8  # least difference from the belt's fitted colour (grey levels) that is "part"
+    noise_factor: float = 4.0  # ... and at least this many times the belt's own variation around the fit
+    edge_delta: int = 12  # morphological gradient (grey levels, on the smoothed ROI) that counts as an edge
+    max_area_fraction: float = 0.4  # of the ROI; a larger blob is the belt's texture or lighting, not a part
     detect_width: int = 320  # blobs are found on the ROI scaled to this width
     forget_after: int = 8  # frames a track may go unseen (a flicker, a dropped frame)
-
-
-def find_blobs(roi_image: np.ndarray, settings: PresenceSettings) -> tuple[list[Box], float]:
-    """Part boxes in ``roi_image`` pixels (blob detection runs downscaled), and the scale used."""
-    scale = min(1.0, settings.detect_width / roi_image.shape[1])
-    small = cv2.resize(roi_image, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
-    small = cv2.GaussianBlur(small, (5, 5), 0)
-    if small.ndim == 2:
-        small = small[..., None]
-    # The belt fills most of the ROI, so the median colour is the belt's even with parts in view.
-    belt = np.median(small.reshape(-1, small.shape[-1]), axis=0).astype(np.int16)
-    colour = np.abs(small.astype(np.int16) - belt).max(axis=2) > settings.colour_delta
-    grey = small[..., 0] if small.shape[-1] == 1 else cv2.cvtColor(small, cv2.COLOR_BGR2GRAY)
-    edges = cv2.morphologyEx(grey, cv2.MORPH_GRADIENT, np.ones((3, 3), np.uint8)) > settings.edge_delta
-    mask = (colour | edges).astype(np.uint8) * 255
-    mask = cv2.morphologyEx(mask, cv2.MORPH_CLOSE, np.ones((7, 7), np.uint8))
-    mask = cv2.morphologyEx(mask, cv2.MORPH_OPEN, np.ones((3, 3), np.uint8))
-    count, _, stats, _ = cv2.connectedComponentsWithStats(mask)
-    min_area = settings.min_area_fraction * mask.size
-    boxes = [
-        (
-            round(x / scale),
-            round(y / scale),
-            round(w / scale),
-            round(h / scale),
-        )
-        for x, y, w, h, area in stats[1:count]
-        if area >= min_area
-    ]
-    return boxes, scale
 
 
 @dataclass
@@ -185,8 +157,9 @@ class PresenceTrigger:
             if track.inspected:
                 continue
             x, y, w, h = box
-            if x <= rx or y <= ry or x + w >= rx + rw or y + h >= ry + rh:
-                continue  # cut by the ROI's edge: not the whole part yet
+            cut = x <= rx or x + w >= rx + rw if along else y <= ry or y + h >= ry + rh
+            if cut:
+                continue  # entering or leaving through the ROI's edge: not the whole part yet
             position = self._axis(track.centre)
             crossed = previous is not None and previous < centre_line <= position
             # Inspected on reaching the centre line, not before; the tolerance is only for a part first seen

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import itertools
-import json
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -46,11 +45,11 @@ def _disc(image: np.ndarray, centre: tuple[int, int], radius: int, colour: tuple
 
 
 def _near(got: Box, want: Box, px: int = 3) -> bool:
-    """Same centre within ``px`` and same size within ``2 * px + 2``: find_blobs' edge mask and blur put
-    the box about 3-4 px outside a sharp edge on each side, so sizes run up to 7 px large."""
+    """Same centre within ``px`` and the same size, from one detection pixel (2 px at 640 px wide) small to
+    ``2 * px + 2`` large: find_blobs' edge mask and blur may put the box a few px outside a sharp edge."""
     centre_ok = all(abs((g0 + g1 / 2) - (w0 + w1 / 2)) <= px for g0, g1, w0, w1 in
                     ((got[0], got[2], want[0], want[2]), (got[1], got[3], want[1], want[3])))  # fmt: skip
-    return centre_ok and all(0 <= g - w <= 2 * px + 2 for g, w in zip(got[2:], want[2:], strict=True))
+    return centre_ok and all(-2 <= g - w <= 2 * px + 2 for g, w in zip(got[2:], want[2:], strict=True))
 
 
 # ---- find_blobs ---------------------------------------------------------------------------------
@@ -205,12 +204,16 @@ def test_part_first_seen_just_past_the_centre_is_inspected_once() -> None:
         assert len(_run(trigger, _line([start], 4.0, 10))) == expected, start
 
 
-def test_part_cut_by_the_roi_edge_is_never_inspected() -> None:
+def test_part_cut_by_the_roi_side_is_inspected_once() -> None:
+    # Only the ROI's edges across the travel axis (where parts enter and leave) make a part "not whole
+    # yet"; a part riding at the belt's side, cut by the ROI's top edge here, is inspected once at the line.
     roi = (0, 150, W, 120)
     trigger = PresenceTrigger(PresenceSettings(), roi=roi)
-    # disc centres at y = 150, on the ROI's top edge: half of every part is outside the ROI
-    frames = ((n, np.roll(image, -30, axis=0), c) for n, image, c in _line([-40.0], 8.0, 90))
-    assert _run(trigger, frames) == []
+    frames = ((n, np.roll(image, -25, axis=0), c) for n, image, c in _line([-40.0], 8.0, 90))  # centre y 155
+    got = _run(trigger, frames)
+    assert len(got) == 1
+    assert got[0][0].part_box is not None
+    assert W / 2 - 2 <= _centre(got[0][0].part_box)[0] <= W / 2 + 10
 
 
 def test_roi_part_is_inspected_only_whole_inside_roi() -> None:
@@ -244,17 +247,11 @@ def test_dropped_frames_still_give_one_inspection_per_part(every: int) -> None:
 # ---- PresenceTrigger on a real generated line video --------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def line_video(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, Any]]:
+def _presence_on_line_video(out: Path, seed: int, seconds: float = 8) -> Any:
+    """Generate a 640x360 line video, run the presence trigger over its belt, score it against the truth."""
     from tools.synth_video import LineSpec, generate_video
 
-    out = tmp_path_factory.mktemp("line")
-    generate_video(out, LineSpec(width=640, height=360, duration=8, seed=3), progress=False)
-    return out, json.loads((out / "line.json").read_text())
-
-
-def test_presence_on_a_real_line_video(line_video: tuple[Path, dict[str, Any]]) -> None:
-    out, meta = line_video
+    meta = generate_video(out, LineSpec(width=640, height=360, duration=seconds, seed=seed), progress=False)
     roi = (0, meta["belt_y0"], meta["width"], meta["belt_y1"] - meta["belt_y0"])
     trigger = PresenceTrigger(PresenceSettings(), roi=roi)
     capture = cv2.VideoCapture(str(out / meta["path"]))
@@ -271,13 +268,40 @@ def test_presence_on_a_real_line_video(line_video: tuple[Path, dict[str, Any]]) 
                 })  # fmt: skip
     finally:
         capture.release()
-    summary = summarise(results, [], LineTruth.load(out / "line.json"))
+    return summarise(results, [], LineTruth.load(out / "line.json"))
+
+
+def test_presence_on_a_real_line_video(tmp_path: Path) -> None:
+    summary = _presence_on_line_video(tmp_path, seed=3)  # dark belt, grey metal and painted parts
     assert summary.parts_expected >= 6
     assert summary.duplicate_verdicts == 0
     assert summary.unmatched_verdicts == 0  # no verdict where there is no part
     # Bound: at least 90 % of the parts that cross the centre whole get a verdict (all of them on
     # this seed today; the margin leaves room for one blob lost to codec noise, not for a broken tracker).
     assert summary.parts_inspected >= 0.9 * summary.parts_expected
+
+
+def test_presence_on_a_light_slatted_belt(tmp_path: Path) -> None:
+    # Seed 7: light plastic slats with thin dark gaps under blotchy light, silver and painted parts. The
+    # old edge term fired on every gap and the whole ROI became one blob: 0 of 8 parts inspected. Now 7 of
+    # 8 (the one missed is a silver disc about as bright as the belt, seen only by its rim); the bound
+    # leaves one more part for codec noise.
+    summary = _presence_on_line_video(tmp_path, seed=7)
+    assert summary.parts_expected >= 6
+    assert summary.parts_inspected >= 0.75 * summary.parts_expected
+    assert summary.duplicate_verdicts + summary.unmatched_verdicts <= 1
+
+
+def test_presence_on_a_dark_belt_with_dark_parts(tmp_path: Path) -> None:
+    # Seed 6: a dark rubber belt with uneven light and black-painted washers on it. Now 7 of 8 parts with 2
+    # duplicate verdicts (before: 8 with 1 duplicate and 4 verdicts where there was no part). The part
+    # missed is a black washer within ~5 grey levels of the belt, with gradients under 4 levels: below the
+    # belt's own texture, so no threshold finds it without firing on the belt. Bound: one part less.
+    summary = _presence_on_line_video(tmp_path, seed=6)
+    assert summary.parts_expected >= 6
+    assert summary.parts_inspected >= 0.75 * summary.parts_expected
+    assert summary.unmatched_verdicts == 0
+    assert summary.duplicate_verdicts <= 3
 
 
 # ---- the other triggers ---------------------------------------------------------------------------
