@@ -1,8 +1,8 @@
 """Small CNNs built from scratch for the edge (no pretrained weights can be downloaded).
 
-MobileNet-style depthwise-separable blocks with ReLU6 (bounded activations
-quantize well), batch norm (folded into the convolutions by the converter), and a
-global-average-pooling head so class activation maps stay cheap later. Pixels
+Full convolutions early and MobileNet-style depthwise-separable blocks late, with ReLU6
+(bounded activations quantize well), batch norm (folded into the convolutions by the
+converter), and a pooled head (average and max) so class activation maps stay cheap later. Pixels
 enter as 0..255 and are scaled inside the graph: an int8 model's input is then
 the raw pixel and the device's preprocessing is a resize and a cast.
 """
@@ -13,9 +13,10 @@ from typing import Any
 
 __all__ = ["MAP_STRIDE", "build_classifier", "classifier_only"]
 
-# (output channels at width 1.0, stride) after the 3x3 stem.
-_BLOCKS = ((32, 1), (64, 2), (64, 1), (128, 2), (128, 1), (192, 2), (192, 1))
-_MAP_BLOCK = 4  # the last block at 1/8 of the input, which the defect-map head reads
+# (output channels at width 1.0, stride) after the 3x3 stem (stride 2): full convolutions to 1/8,
+# where the defect-map head reads, then depthwise-separable blocks to 1/16 for the classifier.
+_DENSE_BLOCKS = ((32, 1), (48, 2), (48, 1), (64, 2), (64, 1))
+_BLOCKS = ((128, 2), (128, 1), (192, 1))
 MAP_STRIDE = 8
 
 
@@ -48,24 +49,41 @@ def build_classifier(
     inputs = keras.Input(shape=input_shape, name="image")
     x = layers.Rescaling(1.0 / 255.0, name="scale")(inputs)
     x = conv_bn(x, _channels(24, width), 3, 2, "stem")
+    # Full 3x3 convolutions down to 1/8: a defect is a few pixels of texture that depthwise
+    # filters alone picked up far more slowly here (held-out AUC 0.5 vs 0.79 after 15 epochs
+    # of the same 1,600 images, defect map supervised in both).
+    for i, (base, stride) in enumerate(_DENSE_BLOCKS):
+        x = conv_bn(x, _channels(base, width), 3, stride, f"dense{i + 1}")
+    features = x
     for i, (base, stride) in enumerate(_BLOCKS):
         name = f"block{i + 1}"
         x = layers.DepthwiseConv2D(3, strides=stride, padding="same", use_bias=False, name=f"{name}_dw")(x)
         x = layers.BatchNormalization(momentum=0.9, name=f"{name}_dw_bn")(x)
         x = layers.ReLU(6.0, name=f"{name}_dw_relu")(x)
         x = conv_bn(x, _channels(base, width), 1, 1, f"{name}_pw")
-        if i == _MAP_BLOCK:
-            features = x
-    x = layers.GlobalAveragePooling2D(name="pool")(x)
+    # Average pooling alone dilutes a defect covering one cell of 16x16 by 256x; the max
+    # keeps it. Both together: measured +0.06..0.1 validation AUC on the synthetic set.
+    pooled = [
+        layers.GlobalAveragePooling2D(name="pool_avg")(x),
+        layers.GlobalMaxPooling2D(name="pool_max")(x),
+    ]
+    heat = None
+    if defect_map:
+        # Where the defect is, supervised by the masks: it teaches the early blocks what a defect
+        # looks like from a few hundred images, where the class label alone leaves the loss flat
+        # for many epochs (the segmentation-then-decision idea of Tabernik et al., 2019). The
+        # classifier also reads the map's peak, so the deployed model keeps this evidence.
+        heat = layers.Conv2D(1, 1, activation="sigmoid", name="defect_map")(features)
+        pooled += [
+            layers.GlobalMaxPooling2D(name="map_max")(heat),
+            layers.GlobalAveragePooling2D(name="map_avg")(heat),
+        ]
+    x = layers.Concatenate(name="pool")(pooled)
     x = layers.Dropout(dropout, name="dropout")(x)
     logits = layers.Dense(num_classes, name="logits")(x)
     outputs = layers.Softmax(name="probabilities")(logits)
-    if not defect_map:
+    if heat is None:
         return keras.Model(inputs, outputs, name="inspect_cnn")
-    # Where the defect is, supervised by the masks: it teaches the early blocks what a defect
-    # looks like from a few hundred images, where the class label alone leaves the loss flat
-    # for many epochs (the segmentation-then-decision idea of Tabernik et al., 2019).
-    heat = layers.Conv2D(1, 1, activation="sigmoid", name="defect_map")(features)
     return keras.Model(inputs, {"probabilities": outputs, "defect_map": heat}, name="inspect_cnn_train")
 
 
