@@ -108,7 +108,7 @@ def main() -> int:
     add("--model", type=Path, default=DEFAULT_MODEL, help="model bundle (default: the bundled int8 model)")
     add("--duration", type=float, default=45.0, help="seconds of line video (default: %(default)s)")
     add("--seed", type=int, default=2026, help="line video seed (default: %(default)s)")
-    add("--parts", default="washer", help="part kinds on the line, as the model knows (default: %(default)s)")
+    add("--parts", default="disc,washer,plate,gear", help="part kinds on the line (default: %(default)s)")
     args = parser.parse_args()
     out: Path = args.out
     out.mkdir(parents=True, exist_ok=True)

@@ -36,7 +36,7 @@ def main() -> int:
     add = parser.add_argument
     add("--out", type=Path, default=Path("out/demo-model"), help="working folder (default: %(default)s)")
     add("--models", type=Path, default=Path("models/demo"), help="bundle folder (default: %(default)s)")
-    add("--parts", default="washer", help="part kinds of the line (default: %(default)s)")
+    add("--parts", default="disc,washer,plate,gear", help="part kinds (default: %(default)s)")
     add("--train-count", type=int, default=2000, help="training images (default: %(default)s)")
     add("--test-count", type=int, default=600, help="held-out images (default: %(default)s)")
     add("--epochs", type=int, default=30, help="epochs with the classifier (default: %(default)s)")
