@@ -14,19 +14,9 @@ import argparse
 import json
 import shutil
 import sys
-import time
 from pathlib import Path
 
-from tools.cli import main as inspect_model
-
-
-def _step(title: str, argv: list[str]) -> None:
-    print(f"\n=== {title}: inspect-model {' '.join(argv)}", flush=True)
-    started = time.monotonic()
-    code = inspect_model(argv)
-    if code != 0:
-        sys.exit(code)
-    print(f"=== {title}: {time.monotonic() - started:.0f} s", flush=True)
+from tools.cli import run_step as _step
 
 
 def main() -> int:

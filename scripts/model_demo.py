@@ -12,19 +12,9 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
 from pathlib import Path
 
-from tools.cli import main as inspect_model
-
-
-def _step(title: str, argv: list[str]) -> None:
-    print(f"\n=== {title}: inspect-model {' '.join(argv)}", flush=True)
-    started = time.monotonic()
-    code = inspect_model(argv)
-    if code != 0:
-        sys.exit(code)
-    print(f"=== {title}: {time.monotonic() - started:.1f} s", flush=True)
+from tools.cli import run_step as _step
 
 
 def main() -> int:

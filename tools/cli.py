@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+import time
 from collections.abc import Sequence
 
 from agent import __version__
@@ -49,6 +50,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         stream=sys.stderr,
     )
     return run_command("inspect-model", args)
+
+
+def run_step(title: str, argv: list[str]) -> None:
+    """One ``inspect-model`` step of a scripted pipeline, timed; exits with its code when it fails."""
+    print(f"\n=== {title}: inspect-model {' '.join(argv)}", flush=True)
+    started = time.monotonic()
+    code = main(argv)
+    if code != 0:
+        sys.exit(code)
+    print(f"=== {title}: {time.monotonic() - started:.1f} s", flush=True)
 
 
 if __name__ == "__main__":
