@@ -5,7 +5,8 @@
 synth (training and held-out sets from different seeds) -> train (defect map first, then the
 classifier) -> convert to float32 and int8 -> evaluate both on the held-out set -> copy the int8
 bundle (``parts_int8.tflite`` + ``parts_int8.json``) and the evaluation figures into --models.
-The held-out threshold for 0.95 defect recall is written into the card.
+The threshold is then calibrated on four generated line videos (the agent's own presence trigger
+and crops, matched to the ground truth) for 0.8 defect recall and written into the card.
 """
 
 from __future__ import annotations
@@ -112,6 +113,24 @@ def main() -> int:
             "--write-threshold",
         ],
     )
+    # The threshold that matters is the one on the line: calibrate on four line videos (other seeds than
+    # the demo's and the tests'), at 1280x720 and 640x360. Recall 0.8, not 0.95: on the line this model
+    # reaches 0.95 only at a precision near 0.35 (docs/model-report.md).
+    calibrate = ["calibrate", "--model", str(int8), "--target-recall", "0.8", "--write"]
+    for seed, size in (
+        (301, ("1280", "720")),
+        (302, ("640", "360")),
+        (303, ("1280", "720")),
+        (304, ("640", "360")),
+    ):
+        video = out / f"line-{seed}"
+        _step(
+            f"calibration line {seed}",
+            ["synth", "--video", "--out", str(video), "--seed", str(seed), "--duration", "60",
+             "--width", size[0], "--height", size[1], "--overwrite", *data],
+        )  # fmt: skip
+        calibrate += ["--video", str(video)]
+    _step("calibrate on the line", calibrate)
     args.models.mkdir(parents=True, exist_ok=True)
     for path in (int8, int8.with_suffix(".json")):
         shutil.copy2(path, args.models / path.name)

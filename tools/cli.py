@@ -19,11 +19,11 @@ from collections.abc import Sequence
 
 from agent import __version__
 from agent.status import run_command
-from tools import convert, evaluate, synth, train
+from tools import calibrate, convert, evaluate, synth, train
 
 __all__ = ["build_parser", "main"]
 
-_COMMANDS = (synth, train, convert, evaluate)
+_COMMANDS = (synth, train, convert, evaluate, calibrate)
 
 
 def build_parser() -> argparse.ArgumentParser:
