@@ -30,7 +30,7 @@ from agent.demo_report import LineTruth, summarise, write_report
 from tools.synth_video import LineSpec, generate_video
 
 ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_MODEL = ROOT / "models/demo/washers_int8.tflite"
+DEFAULT_MODEL = ROOT / "models/demo/parts_int8.tflite"
 
 
 class Watcher:
