@@ -37,7 +37,8 @@ demo: $(AGENT_VENV)/.installed
 model-demo: $(VENV)/.dev-installed
 	$(PY) scripts/model_demo.py --out out/model-demo
 
-## Rebuild the bundled model in models/demo/ (synth -> train -> convert int8 -> evaluate).
+## Rebuild the bundled model in models/demo/ (synth -> train -> convert -> evaluate -> line calibration);
+## the figures in docs/model-report.md.
 demo-model: $(VENV)/.dev-installed
 	$(PY) scripts/build_demo_model.py --out out/demo-model --models models/demo
 
@@ -54,7 +55,7 @@ typecheck: $(VENV)/.dev-installed
 
 check: lint typecheck test
 
-## The figures in docs/model-report.md: a larger run of the demo pipeline.
+## A larger run of the toolchain demo (all four variants on 2,000 / 1,000 images).
 model-report: $(VENV)/.dev-installed
 	$(PY) scripts/model_demo.py --out out/model-report --train-count 2000 --test-count 1000 --epochs 40
 
