@@ -206,3 +206,21 @@ def test_secret_password_never_reaches_the_log(
     with AgentProcess(config, env={"TEST_MQTT_PASSWORD": secret}) as agent:
         assert agent.wait(timeout=120) == 0, agent.log()
         assert secret not in agent.log()
+
+
+def test_command_trigger_inspects_once_per_snapshot(
+    mosquitto: Mosquitto, line: dict[str, Any], tmp_path: Path
+) -> None:
+    sub = Subscriber(mosquitto, "inspect/#")
+    camera = {"loop": True, "roi": _roi(line), "trigger": {"mode": "command"}}
+    config = agent_config(tmp_path / "agent.yaml", mosquitto, str(line["dir"] / "line.avi"), camera=camera)
+    with AgentProcess(config) as agent:
+        sub.wait_for(f"{BASE}/available", 1, timeout=20)
+        assert wait_until(lambda: any(s["cameras"]["line1"]["status"] == "online"
+                                      for s in payloads(sub, f"{BASE}/state")), 20)  # fmt: skip
+        assert not sub.matching(f"{BASE}/line1/result"), "command mode inspects nothing by itself"
+        for n in (1, 2):
+            assert _command(sub, "snapshot", b"{}", n)["ok"]
+            results = sub.wait_for(f"{BASE}/line1/result", n, timeout=10)
+        assert len(results) == 2
+        assert agent.terminate() == 0
