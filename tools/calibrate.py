@@ -3,13 +3,12 @@
     inspect-model synth --video --out data/cal1 --seed 11 --duration 60
     inspect-model calibrate --model models/parts_int8.tflite --video data/cal1 --target-recall 0.9 --write
 
-A threshold chosen on still images does not carry over to a line as it is: parts on a belt are
-cropped by the presence trigger, lit and compressed differently, and good parts there score
-higher (seen here: good parts at defect scores 0.52-0.74 on the line against a still-image
-threshold of 0.57). This runs the agent's own trigger and model over each video exactly as the
-device does, matches every verdict to the ground-truth part, and picks the highest threshold that
-keeps ``--target-recall`` of the defects (tools.metrics.threshold_for_recall); ``--write`` stores it in
-the model card with its source.
+A threshold chosen on still images is chosen for their mix of defects and their images; a line has
+its own (fewer defects per part, parts cropped by the presence trigger, MJPEG, its belt and lamp).
+This runs the agent's own trigger and model over each video exactly as the device does, matches
+every verdict to the ground-truth part, and picks the highest threshold that keeps ``--target-recall``
+of the defects (tools.metrics.threshold_for_recall); ``--write`` stores it in the model card with its
+source.
 """
 
 from __future__ import annotations
