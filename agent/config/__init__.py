@@ -21,6 +21,7 @@ from agent.config.loader import config_hash, load_config, parse_config, resolve_
 from agent.config.logging import LoggingConfig
 from agent.config.model import ModelConfig
 from agent.config.mqtt import MqttConfig, TlsConfig
+from agent.config.outbox import OutboxConfig
 from agent.config.root import AgentConfig, default_device_id
 from agent.config.secrets import SecretRef, resolve_secret
 from agent.modelcard import card_path_for
@@ -37,6 +38,7 @@ __all__ = [
     "LoggingConfig",
     "ModelConfig",
     "MqttConfig",
+    "OutboxConfig",
     "PresenceConfig",
     "Roi",
     "SecretRef",

@@ -15,6 +15,7 @@ from agent.config.images import ImagesConfig
 from agent.config.logging import LoggingConfig
 from agent.config.model import ModelConfig
 from agent.config.mqtt import MqttConfig
+from agent.config.outbox import OutboxConfig
 
 __all__ = ["AgentConfig", "default_device_id"]
 
@@ -44,6 +45,9 @@ class AgentConfig(ConfigModel):
         description="Verdict rules for all cameras (see `cameras.<id>.decision`).",
     )
     images: ImagesConfig = Field(default_factory=ImagesConfig, description="Event images.")
+    outbox: OutboxConfig = Field(
+        default_factory=OutboxConfig, description="The durable queue of events and images for MQTT."
+    )
     logging: LoggingConfig = Field(default_factory=LoggingConfig, description="Logging.")
 
     @field_validator("device_id", mode="before")
@@ -64,7 +68,8 @@ class AgentConfig(ConfigModel):
     @model_validator(mode="wrap")
     @classmethod
     def _fill_in(cls, data: Any, handler: ModelWrapValidatorHandler[AgentConfig]) -> AgentConfig:
-        """Fill the defaults that depend on other keys: mqtt.client_id, and each camera's merged decision."""
+        """Fill the defaults that depend on other keys: mqtt.client_id, each camera's merged decision and
+        outbox.path."""
         config = handler(data)
         update: dict[str, Any] = {}
         if config.mqtt.client_id is None:
@@ -74,6 +79,9 @@ class AgentConfig(ConfigModel):
             merged = _merge_decision(config.decision, camera.decision)
             cameras[camera_id] = camera.model_copy(update={"decision": merged})
         update["cameras"] = cameras
+        if config.outbox.path is None:  # the state folder: /var/lib/inspect-agent with the default images.dir
+            path = config.images.dir.parent / "outbox.sqlite3"
+            update["outbox"] = config.outbox.model_copy(update={"path": path})
         return config.model_copy(update=update)
 
     def decision_for(self, camera_id: str) -> DecisionConfig:
