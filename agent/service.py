@@ -15,6 +15,7 @@ import queue
 import threading
 import time
 from pathlib import Path
+from typing import Literal
 
 from agent import __version__
 from agent.bundle import load_bundle
@@ -23,6 +24,7 @@ from agent.decision import Decider
 from agent.events import EventPublisher, ImageOptions
 from agent.imagestore import ImageStore, StoreLimits
 from agent.messages import CameraState, ModelInfo, State, iso_ts
+from agent.outbox import Outbox, OutboxForwarder
 from agent.pipeline import CameraWorker, EventJob, ModelSlot
 from agent.publisher import MqttPublisher
 from agent.service_commands import CommandHandler
@@ -57,6 +59,8 @@ class Agent:
         self.model: ModelSlot | None = None
         self.publisher: MqttPublisher | None = None
         self.events: EventPublisher | None = None
+        self.outbox: Outbox | None = None
+        self.forwarder: OutboxForwarder | None = None
 
     # --- lifecycle ---------------------------------------------------------------------------------
 
@@ -76,21 +80,28 @@ class Agent:
         images = config.images
         limits = StoreLimits(images.max_count, images.max_bytes, images.max_age_days * 86400)
         store = ImageStore(images.dir, limits)
+        box = config.outbox
+        assert box.path is not None  # filled in by AgentConfig
+        sync: Literal["NORMAL", "FULL"] = "FULL" if box.fsync == "full" else "NORMAL"
+        self.outbox = Outbox(box.path, box.max_count, box.max_bytes, sync)
         self.publisher = MqttPublisher(
             broker_settings(config), config.mqtt.prefix, config.device_id, self._on_command
         )
+        self.forwarder = OutboxForwarder(self.outbox, self.publisher)
+        self.publisher.on_published = self.forwarder.on_published  # before connect(): no ack is missed
         self.commands = CommandHandler(self)
         self.stats = StatsReporter(self)
         self.events = EventPublisher(
             config.device_id,
             self._jobs,
-            self.publisher,
+            self.forwarder,  # every image and event goes through the durable outbox
             store,
             ImageOptions(images.max_side, images.jpeg_quality, images.publish_raw),
             self.latency,
         )
         self.store = store
         self.publisher.connect()
+        self.forwarder.start()  # replays what a previous run left, in order, once connected
         self.events.start()
         for camera_id, camera in config.cameras.items():
             if not camera.enabled:
@@ -144,7 +155,8 @@ class Agent:
             self.publish_state()
 
     def shutdown(self, timeout: float = 4.0) -> None:
-        """Finish the current frames, publish every queued event, say offline, disconnect."""
+        """Finish the current frames, store every queued event, forward (bounded) what the broker can take,
+        say offline, disconnect, close the outbox (undelivered rows stay for the next start)."""
         deadline = time.monotonic() + timeout
         for grabber in self.grabbers.values():
             grabber.stop(timeout=1.0)
@@ -152,9 +164,13 @@ class Agent:
             worker.stop(timeout=max(0.1, deadline - time.monotonic()))
         if self.events is not None:
             self.events.stop(timeout=max(0.5, deadline - time.monotonic()))
+        if self.forwarder is not None:
+            self.forwarder.stop(timeout=max(0.5, deadline - time.monotonic() - 1.0))
         self.stats.maybe_publish(force=True)
         if self.publisher is not None:
             self.publisher.stop(timeout=max(1.0, deadline - time.monotonic()))
+        if self.outbox is not None:
+            self.outbox.close()
         log.info("stopped after %.1f s", time.monotonic() - self.started_mono)
 
     # --- state -------------------------------------------------------------------------------------

@@ -61,7 +61,10 @@ class StatsReporter:
             interval_s=round(interval, 3),
             cameras=cameras,
             latency_ms=latency,
-            outbox=OutboxStats(depth=agent._jobs.qsize() + (counters.unacked if counters else 0), evicted=0),
+            outbox=OutboxStats(
+                depth=agent.outbox.depth if agent.outbox else 0,
+                evicted=agent.outbox.evicted if agent.outbox else 0,
+            ),
             mqtt=MqttStats(
                 reconnects=counters.reconnects if counters else 0,
                 published=counters.published if counters else 0,
