@@ -90,6 +90,7 @@ def _run(args: argparse.Namespace) -> int:
     # events are published, `available` goes offline, then exit 0.
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: agent.request_stop())
+    signal.signal(signal.SIGHUP, lambda *_: agent.request_reload())  # systemctl reload
     agent.start()
     return agent.run()
 

@@ -27,7 +27,9 @@ from agent.messages import CameraState, ModelInfo, State, iso_ts
 from agent.outbox import Outbox, OutboxForwarder
 from agent.pipeline import CameraWorker, EventJob, ModelSlot
 from agent.publisher import MqttPublisher
+from agent.sdnotify import Notifier
 from agent.service_commands import CommandHandler
+from agent.service_health import SystemdHealth
 from agent.service_stats import StatsReporter
 from agent.sources import Grabber, GrabberStats, redact
 from agent.status import ExitStatus
@@ -35,6 +37,7 @@ from agent.telemetry import LatencyRecorder
 from agent.wiring import broker_settings, decision_rules, roi_box, source_spec, trigger_for
 
 __all__ = ["Agent"]
+
 
 log = logging.getLogger("agent")
 
@@ -61,6 +64,8 @@ class Agent:
         self.events: EventPublisher | None = None
         self.outbox: Outbox | None = None
         self.forwarder: OutboxForwarder | None = None
+        self.notifier = Notifier.from_environment()
+        self.health = SystemdHealth(self, self.notifier)
 
     # --- lifecycle ---------------------------------------------------------------------------------
 
@@ -128,6 +133,10 @@ class Agent:
         """Safe from a signal handler."""
         self._stop.set()
 
+    def request_reload(self) -> None:
+        """SIGHUP: the same as the ``reload`` command (its reply goes to ``cmd/reload/reply``)."""
+        self._commands.put(("reload", b"{}"))
+
     def run(self) -> int:
         """The main thread's loop; returns the exit code once stopped."""
         assert self.publisher is not None
@@ -150,6 +159,7 @@ class Agent:
         for grabber in self.grabbers.values():
             grabber.check_stall()
         self.stats.maybe_publish()
+        self.health.tick()
         if self._state_dirty.is_set():
             self._state_dirty.clear()
             self.publish_state()
@@ -157,6 +167,7 @@ class Agent:
     def shutdown(self, timeout: float = 4.0) -> None:
         """Finish the current frames, store every queued event, forward (bounded) what the broker can take,
         say offline, disconnect, close the outbox (undelivered rows stay for the next start)."""
+        self.notifier.stopping()
         deadline = time.monotonic() + timeout
         for grabber in self.grabbers.values():
             grabber.stop(timeout=1.0)

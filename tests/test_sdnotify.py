@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from agent.sdnotify import Notifier
+from tests.broker import Mosquitto
 
 
 @pytest.fixture
@@ -83,3 +86,37 @@ def test_a_vanished_socket_is_logged_once_not_raised(
     notifier = Notifier(str(tmp_path / "gone"))
     assert not notifier.watchdog() and not notifier.watchdog()
     assert len([r for r in caplog.records if "sd_notify" in r.getMessage()]) == 1
+
+
+def test_the_agent_notifies_ready_watchdog_and_stopping_and_reloads_on_sighup(
+    systemd_socket: tuple[socket.socket, str], mosquitto: Mosquitto, tmp_path: Path
+) -> None:
+    import signal
+
+    from tests.agent_harness import AgentProcess, agent_config
+    from tests.broker import Subscriber
+    from tools.synth_video import LineSpec, generate_video
+
+    sock, path = systemd_socket
+    generate_video(tmp_path / "line", LineSpec(width=320, height=180, duration=3, seed=5), progress=False)
+    config = agent_config(
+        tmp_path / "agent.yaml", mosquitto, str(tmp_path / "line/line.avi"), camera={"loop": True}
+    )
+    sub = Subscriber(mosquitto, "inspect/test-dev/cmd/reload/reply")
+    env = {"NOTIFY_SOCKET": path, "WATCHDOG_USEC": "1000000"}  # pings every 0.5 s
+    with AgentProcess(config, env=env) as agent:
+        seen: list[dict[str, str]] = []
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and sum("WATCHDOG" in m for m in seen) < 3:
+            seen.append(_messages(sock))
+        assert seen[0]["READY"] == "1" and seen[0]["MAINPID"] == str(agent.proc.pid), seen
+        assert sum("WATCHDOG" in m for m in seen) >= 3, seen
+        agent.proc.send_signal(signal.SIGHUP)
+        reply = sub.wait_for("inspect/test-dev/cmd/reload/reply", 1, timeout=10)[0]
+        assert b'"ok":true' in reply.payload.replace(b" ", b"")
+        assert agent.terminate() == 0
+    rest = []
+    with contextlib.suppress(TimeoutError):
+        while True:
+            rest.append(_messages(sock))
+    assert any(m.get("STOPPING") == "1" for m in rest), rest
