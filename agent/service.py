@@ -64,6 +64,8 @@ class Agent:
         self.events: EventPublisher | None = None
         self.outbox: Outbox | None = None
         self.forwarder: OutboxForwarder | None = None
+        self._config_stamp = _stamp(config_path)
+        self._config_checked = time.monotonic()
         self.notifier = Notifier.from_environment()
         self.health = SystemdHealth(self, self.notifier)
 
@@ -160,9 +162,22 @@ class Agent:
             grabber.check_stall()
         self.stats.maybe_publish()
         self.health.tick()
+        self._watch_config()
         if self._state_dirty.is_set():
             self._state_dirty.clear()
             self.publish_state()
+
+    def _watch_config(self, every_s: float = 2.0) -> None:
+        """An edit of the config file reloads it as SIGHUP does; an invalid edit is rejected, not applied."""
+        now = time.monotonic()
+        if self.config_path is None or now - self._config_checked < every_s:
+            return
+        self._config_checked = now
+        stamp = _stamp(self.config_path)
+        if stamp != self._config_stamp and stamp is not None:
+            self._config_stamp = stamp
+            log.info("%s changed; reloading", self.config_path)
+            self.request_reload()
 
     def shutdown(self, timeout: float = 4.0) -> None:
         """Finish the current frames, store every queued event, forward (bounded) what the broker can take,
@@ -238,3 +253,12 @@ class Agent:
     def publish_state(self) -> None:
         if self.publisher is not None:
             self.publisher.publish_state(self.state())
+
+
+def _stamp(path: Path | None) -> tuple[int, int] | None:
+    """(mtime ns, size) of the config file, None when it cannot be read (mid-write, removed)."""
+    try:
+        st = path.stat() if path is not None else None
+    except OSError:
+        return None
+    return (st.st_mtime_ns, st.st_size) if st is not None else None

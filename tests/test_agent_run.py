@@ -224,3 +224,30 @@ def test_command_trigger_inspects_once_per_snapshot(
             results = sub.wait_for(f"{BASE}/line1/result", n, timeout=10)
         assert len(results) == 2
         assert agent.terminate() == 0
+
+
+def test_config_edit_reloads_bad_edit_is_rejected_and_reported(
+    mosquitto: Mosquitto, line: dict[str, Any], tmp_path: Path
+) -> None:
+    sub = Subscriber(mosquitto, "inspect/#")
+    camera = {"loop": True, "roi": _roi(line), "trigger": {"mode": "continuous"}}
+    path = tmp_path / "agent.yaml"
+    config = agent_config(path, mosquitto, str(line["dir"] / "line.avi"), camera=camera)
+    good_text = config.read_text()
+    with AgentProcess(config) as agent:
+        sub.wait_for(f"{BASE}/line1/result", 1, timeout=30)
+        path.write_text(good_text + "decision: {sensitvity: 0.9}\n")  # a typo: must be rejected
+        reply = json.loads(sub.wait_for(f"{BASE}/cmd/reload/reply", 1, timeout=15)[0].payload)
+        assert not reply["ok"] and "sensitvity" in reply["error"]
+        last = lambda: payloads(sub, f"{BASE}/state", "state")[-1]["last_error"] or ""  # noqa: E731
+        assert wait_until(lambda: "rejected" in last() and "sensitvity" in last(), 5)
+        assert agent.proc.poll() is None, "a bad edit never stops the agent"
+
+        path.write_text(good_text + "decision: {thresholds: {defect: 0.0}}\n")  # a good edit applies
+        reply = json.loads(sub.wait_for(f"{BASE}/cmd/reload/reply", 2, timeout=15)[1].payload)
+        assert reply["ok"], reply
+        seen = len(sub.matching(f"{BASE}/line1/result"))
+        sub.wait_for(f"{BASE}/line1/result", seen + 3, timeout=10)
+        assert payloads(sub, f"{BASE}/line1/result")[-1]["threshold"] == 0.0
+        assert wait_until(lambda: payloads(sub, f"{BASE}/state")[-1]["last_error"] is None, 5)
+        assert agent.terminate() == 0
