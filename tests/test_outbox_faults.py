@@ -123,3 +123,38 @@ def test_sigkill_mid_run_then_restart_delivers_every_persisted_message(
     positions = [order.index(event_id) for event_id in replayed]
     assert positions == sorted(positions), "the replay keeps the original order"
     sub.close()
+
+
+def test_broker_outages_and_sigkills_together_for_three_cycles(
+    mosquitto_persistent: Mosquitto, short_line: dict[str, Any], tmp_path: Path
+) -> None:
+    """Each cycle: broker down, agent SIGKILLed while rows wait, both back. Every event in the outbox at a
+    kill arrives after the restarts; nothing acknowledged is sent from the outbox again."""
+    broker = mosquitto_persistent
+    sub = Subscriber(broker, f"{BASE}/line1/event", client_id="cycles-sub", clean_session=False)
+    outbox = tmp_path / "outbox.sqlite3"
+    config = _config(tmp_path, broker, short_line, outbox)
+    persisted_at_kills: list[str] = []
+    for cycle in range(3):
+        with AgentProcess(config) as agent:
+            received = len(sub.matching(f"{BASE}/line1/event"))
+            sub.wait_for(f"{BASE}/line1/event", received + 3, timeout=30)
+            broker.stop()
+            time.sleep(1.5)
+            agent.kill()
+        db = sqlite3.connect(outbox)
+        rows = db.execute("SELECT topic, payload FROM outbox ORDER BY id").fetchall()
+        db.close()
+        persisted_at_kills += [json.loads(p)["event_id"] for t, p in rows if t.endswith("/event")]
+        assert rows, f"cycle {cycle}: nothing was waiting in the outbox at the kill"
+        broker.start()
+        assert sub.wait_subscribed(10)
+    with AgentProcess(config) as agent:
+
+        def missing() -> set[str]:
+            got = {json.loads(m.payload)["event_id"] for m in sub.matching(f"{BASE}/line1/event")}
+            return set(persisted_at_kills) - got
+
+        assert wait_until(lambda: not missing(), 30), f"{len(missing())} missing\n{agent.log()}"
+        assert agent.terminate(timeout=15) == 0, agent.log()
+    sub.close()
