@@ -251,3 +251,33 @@ def test_config_edit_reloads_bad_edit_is_rejected_and_reported(
         assert payloads(sub, f"{BASE}/line1/result")[-1]["threshold"] == 0.0
         assert wait_until(lambda: payloads(sub, f"{BASE}/state")[-1]["last_error"] is None, 5)
         assert agent.terminate() == 0
+
+
+def test_stream_that_dies_goes_offline_and_resumes(
+    mosquitto: Mosquitto, line: dict[str, Any], tmp_path: Path
+) -> None:
+    capture = cv2.VideoCapture(str(line["dir"] / "line.avi"))
+    frames = [capture.read()[1] for _ in range(30)]
+    capture.release()
+    sub = Subscriber(mosquitto, "inspect/#")
+
+    def status() -> str:
+        states = payloads(sub, f"{BASE}/state", "state")
+        return str(states[-1]["cameras"]["line1"]["status"]) if states else ""
+
+    with MjpegServer(frames, fps=20) as server:
+        camera = {
+            "trigger": {"mode": "interval", "interval_ms": 100},
+            "reconnect_min_s": 0.2,
+            "reconnect_max_s": 1,
+        }
+        config = agent_config(tmp_path / "agent.yaml", mosquitto, server.url, camera=camera)
+        with AgentProcess(config) as agent:
+            sub.wait_for(f"{BASE}/line1/result", 3, timeout=30)
+            server.stop()  # the camera is unplugged
+            assert wait_until(lambda: status() == "offline", 20), agent.log()
+            server.start()  # and plugged back in
+            assert wait_until(lambda: status() == "online", 20), agent.log()
+            seen = len(sub.matching(f"{BASE}/line1/result"))
+            sub.wait_for(f"{BASE}/line1/result", seen + 3, timeout=20)  # inspection resumed
+            assert agent.terminate() == 0
