@@ -19,7 +19,7 @@ from typing import Literal
 
 from agent import __version__
 from agent.bundle import load_bundle
-from agent.config import AgentConfig, config_hash
+from agent.config import AgentConfig, CameraConfig, config_hash
 from agent.decision import Decider
 from agent.events import EventPublisher, ImageOptions
 from agent.imagestore import ImageStore, StoreLimits
@@ -111,25 +111,38 @@ class Agent:
         self.forwarder.start()  # replays what a previous run left, in order, once connected
         self.events.start()
         for camera_id, camera in config.cameras.items():
-            if not camera.enabled:
-                continue
-            grabber = Grabber(source_spec(camera_id, camera), status_listener=self._on_camera_status)
-            rules = decision_rules(bundle.card, config.decision_for(camera_id))
-            worker = CameraWorker(
-                camera_id,
-                grabber,
-                trigger_for(camera),
-                Decider(rules, bundle.card.good_label),
-                self.model,
-                roi_box(camera),
-                self.publisher.publish_result,
-                self._jobs,
-                self.latency,
-            )
-            self.grabbers[camera_id], self.workers[camera_id] = grabber, worker
-            grabber.start()
-            worker.start()
+            self.start_camera(camera_id, camera)
         self.publish_state()
+
+    def start_camera(self, camera_id: str, camera: CameraConfig) -> None:
+        """A grabber and an inspection thread for one camera (nothing for a disabled one)."""
+        assert self.model is not None and self.publisher is not None
+        if not camera.enabled:
+            return
+        card = self.model.bundle.card
+        grabber = Grabber(source_spec(camera_id, camera), status_listener=self._on_camera_status)
+        worker = CameraWorker(
+            camera_id,
+            grabber,
+            trigger_for(camera),
+            Decider(decision_rules(card, self.config.decision_for(camera_id)), card.good_label),
+            self.model,
+            roi_box(camera),
+            self.publisher.publish_result,
+            self._jobs,
+            self.latency,
+        )
+        self.grabbers[camera_id], self.workers[camera_id] = grabber, worker
+        grabber.start()
+        worker.start()
+
+    def stop_camera(self, camera_id: str) -> None:
+        """Stop one camera's threads (a reload that changed or removed it); its queued events still go out."""
+        grabber, worker = self.grabbers.pop(camera_id, None), self.workers.pop(camera_id, None)
+        if grabber is not None:
+            grabber.stop(timeout=2.0)
+        if worker is not None:
+            worker.stop(timeout=2.0)
 
     def request_stop(self) -> None:
         """Safe from a signal handler."""

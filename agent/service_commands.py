@@ -121,7 +121,10 @@ class CommandHandler:
         return {"images": images}
 
     def _reload(self, command: Reload) -> dict[str, Any]:
-        """Re-read the config file; apply the model and decision sections. Camera changes need a restart."""
+        """Re-read the config file and apply it: a new model bundle is loaded beside the old one and swapped,
+        decision settings apply at once, changed/added/removed cameras are restarted/started/stopped. Sections
+        the running connections depend on (device_id, mqtt, images, outbox, logging) need a restart: they
+        are reported and kept as they run."""
         agent = self.agent
         if agent.config_path is None:
             message = "the agent was not started from a config file"
@@ -133,21 +136,38 @@ class CommandHandler:
             agent.mark_state_dirty()
             raise
         assert agent.model is not None
+        old = agent.config
         bundle = agent.model.bundle
-        if config.model != agent.config.model or not _same_file(bundle.card.tflite_sha256, config):
+        if config.model != old.model or not _same_file(bundle.card.tflite_sha256, config):
             bundle = load_bundle(config.model.path, config.model.threads)  # beside the old one
             agent.model.swap(bundle)
-        for camera, worker in agent.workers.items():
-            if camera in config.cameras:
-                worker.decider.rules = decision_rules(bundle.card, config.decision_for(camera))
-        restart = sorted(
-            c for c in set(config.cameras) | set(agent.config.cameras)
-            if config.cameras.get(c) != agent.config.cameras.get(c)
+        restart_required = [k for k in _RESTART_SECTIONS if getattr(config, k) != getattr(old, k)]
+        agent.config = config.model_copy(update={k: getattr(old, k) for k in restart_required})
+        changed = sorted(
+            c for c in set(config.cameras) | set(old.cameras)
+            if _source_side(config.cameras.get(c)) != _source_side(old.cameras.get(c))
         )  # fmt: skip
-        agent.config = config.model_copy(update={"cameras": agent.config.cameras})
+        for camera in changed:
+            agent.stop_camera(camera)
+            if camera in config.cameras:
+                agent.start_camera(camera, config.cameras[camera])
+        for camera, worker in agent.workers.items():
+            worker.decider.rules = decision_rules(bundle.card, config.decision_for(camera))
         agent.last_error = None
         agent.mark_state_dirty()
-        return {"model_sha256": bundle.card.tflite_sha256, "cameras_needing_restart": restart}
+        return {
+            "model_sha256": bundle.card.tflite_sha256,
+            "cameras_restarted": changed,
+            "restart_required": restart_required,
+        }
+
+
+_RESTART_SECTIONS = ("device_id", "mqtt", "images", "outbox", "logging")
+
+
+def _source_side(camera: Any) -> Any:
+    """A camera's settings without its decision section, which applies without a restart."""
+    return None if camera is None else camera.model_copy(update={"decision": None})
 
 
 def _same_file(sha256: str, config: Any) -> bool:

@@ -39,8 +39,9 @@ class StatsReporter:
         cameras = {}
         for camera, grabber in agent.grabbers.items():
             grabbed, worker = grabber.stats(), agent.workers[camera]
-            read = grabbed.frames_read - self._read.get(camera, 0)
-            processed = worker.frames_processed - self._processed.get(camera, 0)
+            # A camera restarted by a reload starts its counters again from 0.
+            read = _delta(grabbed.frames_read, self._read.get(camera, 0))
+            processed = _delta(worker.frames_processed, self._processed.get(camera, 0))
             self._read[camera], self._processed[camera] = grabbed.frames_read, worker.frames_processed
             cameras[camera] = CameraStats(
                 fps_in=round(read / interval, 2),
@@ -76,3 +77,7 @@ class StatsReporter:
                 temp_c=self.meter.temp_c(),
             ),
         )
+
+
+def _delta(now: int, before: int) -> int:
+    return now - before if now >= before else now

@@ -12,6 +12,7 @@ from typing import Any
 import cv2
 import numpy as np
 import pytest
+import yaml
 
 from agent.demo_report import LineTruth, summarise
 from tests.agent_harness import DEMO_MODEL, AgentProcess, agent_config, payloads, texts, wait_until
@@ -246,10 +247,22 @@ def test_config_edit_reloads_bad_edit_is_rejected_and_reported(
         path.write_text(good_text + "decision: {thresholds: {defect: 0.0}}\n")  # a good edit applies
         reply = json.loads(sub.wait_for(f"{BASE}/cmd/reload/reply", 2, timeout=15)[1].payload)
         assert reply["ok"], reply
+        assert reply["result"]["cameras_restarted"] == [] and reply["result"]["restart_required"] == []
         seen = len(sub.matching(f"{BASE}/line1/result"))
         sub.wait_for(f"{BASE}/line1/result", seen + 3, timeout=10)
         assert payloads(sub, f"{BASE}/line1/result")[-1]["threshold"] == 0.0
         assert wait_until(lambda: payloads(sub, f"{BASE}/state")[-1]["last_error"] is None, 5)
+
+        # A camera change restarts that camera; a broker change is reported, and the running one kept.
+        edited = yaml.safe_load(good_text)
+        edited["cameras"]["line1"]["trigger"] = {"mode": "interval", "interval_ms": 200}
+        edited["mqtt"]["keepalive_s"] = 45
+        path.write_text(yaml.safe_dump(edited))
+        reply = json.loads(sub.wait_for(f"{BASE}/cmd/reload/reply", 3, timeout=15)[2].payload)
+        assert reply["ok"] and reply["result"]["cameras_restarted"] == ["line1"], reply
+        assert reply["result"]["restart_required"] == ["mqtt"], reply
+        seen = len(sub.matching(f"{BASE}/line1/result"))
+        sub.wait_for(f"{BASE}/line1/result", seen + 3, timeout=15)  # the restarted camera inspects again
         assert agent.terminate() == 0
 
 
