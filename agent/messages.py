@@ -182,6 +182,12 @@ class OutboxStats(_Msg):
     evicted: Count = Field(
         description="Messages dropped (oldest first) because the outbox was full, since start."
     )
+    write_errors: Count = Field(
+        default=0, description="Messages the outbox could not store (full disk, read-only), since start."
+    )
+    direct: Count = Field(
+        default=0, description="Of those, published directly instead: delivered if connected, not durable."
+    )
 
 
 class MqttStats(_Msg):

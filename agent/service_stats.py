@@ -65,6 +65,8 @@ class StatsReporter:
             outbox=OutboxStats(
                 depth=agent.outbox.depth if agent.outbox else 0,
                 evicted=agent.outbox.evicted if agent.outbox else 0,
+                write_errors=agent.outbox.write_errors if agent.outbox else 0,
+                direct=agent.forwarder.direct if agent.forwarder else 0,
             ),
             mqtt=MqttStats(
                 reconnects=counters.reconnects if counters else 0,
