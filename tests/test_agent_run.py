@@ -294,3 +294,29 @@ def test_stream_that_dies_goes_offline_and_resumes(
             seen = len(sub.matching(f"{BASE}/line1/result"))
             sub.wait_for(f"{BASE}/line1/result", seen + 3, timeout=20)  # inspection resumed
             assert agent.terminate() == 0
+
+
+def test_reload_swaps_the_model_bundle_without_a_restart(
+    mosquitto: Mosquitto, line: dict[str, Any], tmp_path: Path
+) -> None:
+    v2 = tmp_path / "v2" / DEMO_MODEL.name
+    v2.parent.mkdir()
+    v2.write_bytes(DEMO_MODEL.read_bytes())
+    card = json.loads(DEMO_MODEL.with_suffix(".json").read_text())
+    v2.with_suffix(".json").write_text(json.dumps({**card, "version": "2"}))
+    sub = Subscriber(mosquitto, "inspect/#")
+    camera = {"loop": True, "trigger": {"mode": "interval", "interval_ms": 100}}
+    path = tmp_path / "agent.yaml"
+    agent_config(path, mosquitto, str(line["dir"] / "line.avi"), camera=camera)
+    with AgentProcess(path) as agent:
+        sub.wait_for(f"{BASE}/line1/result", 2, timeout=30)
+        assert payloads(sub, f"{BASE}/state")[-1]["model"]["version"] == card["version"]
+        edited = yaml.safe_load(path.read_text())
+        edited["model"]["path"] = str(v2)
+        path.write_text(yaml.safe_dump(edited))
+        reply = json.loads(sub.wait_for(f"{BASE}/cmd/reload/reply", 1, timeout=15)[0].payload)
+        assert reply["ok"] and reply["result"]["cameras_restarted"] == [], reply
+        assert wait_until(lambda: payloads(sub, f"{BASE}/state", "state")[-1]["model"]["version"] == "2", 5)
+        seen = len(sub.matching(f"{BASE}/line1/result"))
+        sub.wait_for(f"{BASE}/line1/result", seen + 3, timeout=10)  # inspection went on with the new bundle
+        assert agent.terminate() == 0
