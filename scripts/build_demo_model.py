@@ -32,6 +32,7 @@ def main() -> int:
     add("--test-count", type=int, default=600, help="held-out images (default: %(default)s)")
     add("--epochs", type=int, default=30, help="epochs with the classifier (default: %(default)s)")
     add("--map-epochs", type=int, default=12, help="defect-map epochs first (default: %(default)s)")
+    add("--input-size", type=int, default=160, help="model input side in pixels (default: %(default)s)")
     args = parser.parse_args()
     out: Path = args.out
     data = ["--parts", args.parts]
@@ -75,6 +76,8 @@ def main() -> int:
             str(args.epochs),
             "--map-epochs",
             str(args.map_epochs),
+            "--input-size",
+            str(args.input_size),
             "--min-epochs",
             str(args.epochs // 2),
         ],
