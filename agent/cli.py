@@ -95,6 +95,13 @@ def _run(args: argparse.Namespace) -> int:
     return agent.run()
 
 
+def _bench(args: argparse.Namespace) -> int:
+    from agent.bench import run_bench
+
+    threads = [int(t) for t in args.threads.split(",")] if args.threads else None
+    return run_bench(args.model, threads, args.runs, args.video, args.out)
+
+
 def _check_config(args: argparse.Namespace) -> int:
     from agent.config import check_config_main
 
@@ -123,6 +130,15 @@ def build_parser() -> argparse.ArgumentParser:
     check = sub.add_parser("check-config", help="validate a YAML config without starting; exit 0, 66 or 78")
     check.add_argument("config", type=Path, help="YAML config file")
     check.set_defaults(func=_check_config)
+    bench = sub.add_parser(
+        "bench", help="invoke ceiling per model and thread count, and video decode, measured side by side"
+    )
+    bench.add_argument("--model", type=Path, action="append", required=True, help=".tflite file; repeat")
+    bench.add_argument("--threads", help="comma-separated thread counts (default: 1, 2 and all cores)")
+    bench.add_argument("--runs", type=int, default=300, help="timed invokes per model and thread count")
+    bench.add_argument("--video", type=Path, help="also time decoding this video file")
+    bench.add_argument("--out", type=Path, help="write the results as JSON here")
+    bench.set_defaults(func=_bench)
     info.set_defaults(func=_info)
     once.set_defaults(func=_once)
     return parser
