@@ -28,7 +28,7 @@ from agent.messages import new_event_id
 from agent.render import annotate, encode_jpeg
 from agent.status import InspectError
 from agent.trigger import CommandTrigger
-from agent.wiring import decision_rules, roi_box
+from agent.wiring import decision_rules, per_part, roi_box
 
 if TYPE_CHECKING:
     from agent.service import Agent
@@ -81,6 +81,12 @@ class CommandHandler:
             self.agent.mark_state_dirty()
             return {"cameras": cameras, "paused": isinstance(command, Pause)}
         if isinstance(command, SetThreshold):
+            assert self.agent.model is not None
+            card = self.agent.model.bundle.card
+            known = ["defect", *(label for label in card.labels if label != card.good_label)]
+            if command.label not in known:
+                message = f"unknown label {command.label!r} (labels: {', '.join(known)})"
+                raise CommandError(command.name, message, command.request_id)
             changed = {}
             for camera in self._cameras(command, command.camera):
                 decider = self.agent.workers[camera].decider
@@ -139,7 +145,12 @@ class CommandHandler:
         old = agent.config
         bundle = agent.model.bundle
         if config.model != old.model or not _same_file(bundle.card.tflite_sha256, config):
-            bundle = load_bundle(config.model.path, config.model.threads)  # beside the old one
+            try:
+                bundle = load_bundle(config.model.path, config.model.threads)  # beside the old one
+            except InspectError as exc:
+                agent.last_error = f"reload rejected, running model kept: {exc}"
+                agent.mark_state_dirty()
+                raise
             agent.model.swap(bundle)
         restart_required = [k for k in _RESTART_SECTIONS if getattr(config, k) != getattr(old, k)]
         agent.config = config.model_copy(update={k: getattr(old, k) for k in restart_required})
@@ -152,7 +163,9 @@ class CommandHandler:
             if camera in config.cameras:
                 agent.start_camera(camera, config.cameras[camera])
         for camera, worker in agent.workers.items():
-            worker.decider.rules = decision_rules(bundle.card, config.decision_for(camera))
+            camera_config = config.cameras[camera]
+            rules = decision_rules(bundle.card, config.decision_for(camera), per_part(camera_config))
+            worker.decider.rules = rules
         agent.last_error = None
         agent.mark_state_dirty()
         return {

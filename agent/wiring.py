@@ -83,12 +83,18 @@ def trigger_for(camera: CameraConfig) -> Trigger:
     return PresenceTrigger(settings, roi)
 
 
-def decision_rules(card: ModelCard, decision: DecisionConfig) -> DecisionRules:
+def decision_rules(card: ModelCard, decision: DecisionConfig, per_part: bool = False) -> DecisionRules:
+    """``per_part``: presence and command triggers give one verdict per part or request, so "consecutive"
+    would tie separate parts together; min_consecutive applies to continuous and interval modes only."""
     return DecisionRules.from_card(
         card.thresholds.defect,
         card.thresholds.per_label,
         decision.sensitivity,
         decision.thresholds,
-        decision.min_consecutive,
+        1 if per_part else decision.min_consecutive,
         decision.cooldown_s,
     )
+
+
+def per_part(camera: CameraConfig) -> bool:
+    return camera.trigger.mode in ("presence", "command")

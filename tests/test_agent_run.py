@@ -132,7 +132,9 @@ def test_commands_snapshot_threshold_pause_and_malformed(
         assert later and all(r["threshold"] == 0.0 for r in later)
         assert all(r["verdict"] == "NG" for r in later if r["defect_score"] > 0.0)
 
-        reply = _command(sub, "set_threshold", b'{"value": 1.5}', 2)
+        reply = _command(sub, "set_threshold", b'{"label": "dent", "value": 0.5}', 2)
+        assert not reply["ok"] and "unknown label 'dent'" in reply["error"]
+        reply = _command(sub, "set_threshold", b'{"value": 1.5}', 3)
         assert not reply["ok"] and "value" in reply["error"]
         reply = _command(sub, "snapshot", b"{not json", 2)
         assert not reply["ok"] and "JSON" in reply["error"]

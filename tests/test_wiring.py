@@ -1,0 +1,30 @@
+"""Config sections -> stage settings: the rules that are easy to get subtly wrong."""
+
+from __future__ import annotations
+
+import pytest
+
+from agent.config import parse_config
+from agent.modelcard import load_card
+from agent.wiring import decision_rules, per_part
+from tests.agent_harness import DEMO_MODEL
+
+
+@pytest.mark.parametrize(
+    ("mode", "expected"),
+    [
+        ("continuous", 3),  # frames in a row: the setting applies
+        ("interval", 3),
+        ("presence", 1),  # one verdict per part: separate parts must not be chained
+        ("command", 1),  # one verdict per request
+    ],
+)
+def test_min_consecutive_applies_to_frame_streams_only(mode: str, expected: int) -> None:
+    config = parse_config(
+        "model: {path: m.tflite}\n"
+        f"cameras: {{c: {{source: v.avi, trigger: {{mode: {mode}}}}}}}\n"
+        "decision: {min_consecutive: 3}\n"
+    )
+    card = load_card(DEMO_MODEL.with_suffix(".json"))
+    camera = config.cameras["c"]
+    assert decision_rules(card, config.decision_for("c"), per_part(camera)).min_consecutive == expected
