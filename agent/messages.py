@@ -150,7 +150,7 @@ class State(_Msg):
     started_at: Timestamp = Field(description="When the agent started.")
     uptime_s: float = Field(ge=0, description="Seconds since start, at updated_at.")
     model: ModelInfo | None = Field(description="The loaded model, null while none is loaded.")
-    config_hash: str = Field(description="SHA-256 (hex) of the running configuration.")
+    config_hash: str = Field(description="First 12 hex digits of the SHA-256 of the running configuration.")
     cameras: dict[str, CameraState] = Field(description="Per camera id.")
     paused: bool = Field(default=False, description="True when inspection is paused for every camera.")
     last_error: str | None = Field(
@@ -214,7 +214,7 @@ class Stats(_Msg):
     interval_s: float = Field(gt=0, description="Seconds covered by the rates and percentiles.")
     cameras: dict[str, CameraStats] = Field(description="Per camera id.")
     latency_ms: dict[str, LatencyStat] = Field(
-        description="Per stage: capture_to_publish, preprocess, invoke, postprocess, render, publish."
+        description="Per stage: trigger, inference, capture_to_result, event_images, capture_to_event."
     )
     outbox: OutboxStats
     mqtt: MqttStats
@@ -241,12 +241,12 @@ class Result(_Msg):
     camera: str
     part_id: str | None = Field(default=None, description="Part id when the trigger provides one.")
     verdict: Verdict = Field(description="NG when defect_score > threshold (equal is OK).")
-    label: str = Field(description="Top label.")
-    score: Unit = Field(description="Probability of the top label.")
+    label: str = Field(description="The verdict's label: top defect label when NG, the good label when OK.")
+    score: Unit = Field(description="The defect score when NG, p(label) when OK.")
     defect_score: Unit = Field(description="1 - p(good label).")
     threshold: Unit = Field(description="Threshold applied to defect_score.")
     probabilities: dict[str, Unit] = Field(description="Per label.")
-    latency_ms: float = Field(ge=0, description="Capture to publish, milliseconds.")
+    latency_ms: float = Field(ge=0, description="Capture to the result handed to the publisher, ms.")
     part_box: Rect | None = Field(default=None, description="The part's box (presence trigger), else null.")
     frame: FrameInfo | None = Field(default=None, description="The frame the verdict was taken on.")
     model_sha256: str = Field(
