@@ -31,6 +31,7 @@ MINIMAL = "model: {path: models/demo.tflite}\ncameras:\n  line1: {source: line.a
         (MINIMAL + "mqtt: {port: 70000}\n", 78, "mqtt.port"),  # out of range, named by path
         (MINIMAL.replace("source", "sorce"), 78, "cameras.line1.sorce"),  # a typo is an unknown key
         (MINIMAL + "decision: {sensitivity: 2}\n", 78, "decision.sensitivity"),
+        (MINIMAL.replace("demo.tflite", "demo.onnx"), 78, "model.path"),  # only TFLite bundles run
         ("cameras: [\n", 78, "invalid YAML"),  # a syntax error, with its line in the table
     ],
 )

@@ -111,7 +111,10 @@ class CameraConfig(ConfigModel):
     )
     reconnect_max_s: float = Field(default=30.0, gt=0, description="Longest delay between reopen attempts.")
     stall_timeout_s: float = Field(
-        default=10.0, gt=0, description="No new frame for this long = stalled: the source is reopened."
+        default=10.0,
+        gt=0,
+        description="Live sources: no new frame for this long = 'stalled' in state (a read blocked that long "
+        "also times out, after 5 s, and the source is reopened).",
     )
     roi: Roi | None = Field(default=None, description="Region of interest; null = the whole frame.")
     trigger: TriggerConfig = Field(default_factory=TriggerConfig, description="When frames are inspected.")

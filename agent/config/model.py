@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from agent.config.base import ConfigModel
 
@@ -21,6 +21,14 @@ class ModelConfig(ConfigModel):
         description="The .tflite file; its model card is the .json file of the same name beside it. "
         "Relative to the config file.",
     )
+
+    @field_validator("path")
+    @classmethod
+    def _tflite(cls, value: Path) -> Path:
+        if value.suffix != ".tflite":
+            raise ValueError(f"must be a .tflite file (its .json model card beside it), got {value.name!r}")
+        return value
+
     threads: int | None = Field(
         default=None, ge=1, description="Interpreter threads; null = all cores (os.cpu_count())."
     )
