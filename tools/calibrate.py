@@ -50,7 +50,7 @@ def add_parser(subparsers: Any) -> None:
         type=Path,
         action="append",
         required=True,
-        help="synth --video folder (line.avi + line.json)",
+        help="synth --video folder (line.avi + line.json); repeat for more",
     )
     p.add_argument("--target-recall", type=float, default=0.9, help="defect recall to keep")
     p.add_argument("--write", action="store_true", help="store the threshold in the model card")
