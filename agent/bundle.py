@@ -55,9 +55,9 @@ def load_bundle(path: Path, num_threads: int | None = None) -> ModelBundle:
         raise InspectError(
             f"model must be a .tflite file with its .json card beside it, got {path}", ExitStatus.USAGE
         )
-    card = load_card(card_path_for(path))
     if not path.is_file():
         raise InspectError(f"model file not found: {path}", ExitStatus.NO_INPUT)
+    card = load_card(card_path_for(path))
     card.verify_file(path)
     model = TFLiteModel(path, num_threads=num_threads)
     card.verify_tensors(model.inputs, model.outputs)

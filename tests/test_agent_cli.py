@@ -63,4 +63,4 @@ def test_run_with_a_missing_model_exits_66(tmp_path: Path, capsys: pytest.Captur
     path = tmp_path / "config.yaml"
     path.write_text(MINIMAL)
     assert main(["run", str(path)]) == 66
-    assert "demo.json" in capsys.readouterr().err  # the card beside the (missing) model is looked up first
+    assert "model file not found" in capsys.readouterr().err  # the model itself, not its card, is named
