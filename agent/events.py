@@ -107,7 +107,6 @@ class EventPublisher:
                     sha256=hashlib.sha256(jpeg.data).hexdigest(),
                 )
             )
-        height, width = frame.image.shape[:2]
         event = Event(
             event_id=event_id,
             ts=iso_ts(frame.wall_time),
@@ -124,12 +123,7 @@ class EventPublisher:
             part_box=list(job.inspection.part_box) if job.inspection.part_box else None,
             model=ModelRef(name=card.name, version=card.version, sha256=card.tflite_sha256),
             images=refs,
-            frame=FrameInfo(
-                width=width,
-                height=height,
-                index=frame.index,
-                source_pos=frame.source_pos if frame.source_pos >= 0 else None,
-            ),
+            frame=FrameInfo.of(frame.image.shape, frame.index, frame.source_pos),
         )
         self.sink.publish_event(job.camera, event)
         self.latency.add("event_images", (time.perf_counter() - started) * 1000)

@@ -232,6 +232,12 @@ class FrameInfo(_Msg):
         default=None, description="The source's own frame number (video files), null where it has none."
     )
 
+    @classmethod
+    def of(cls, image_shape: tuple[int, ...], index: int, source_pos: int) -> FrameInfo:
+        """From a frame's image shape and counters; a negative ``source_pos`` (none) becomes null."""
+        return cls(width=image_shape[1], height=image_shape[0], index=index,
+                   source_pos=source_pos if source_pos >= 0 else None)  # fmt: skip
+
 
 class Result(_Msg):
     """One inspected part (or frame), on ``<prefix>/<device>/<camera>/result``."""

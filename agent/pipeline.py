@@ -141,7 +141,6 @@ class CameraWorker:
         verdict = self.decider.decide(scores, frame.mono_time)
         self._seq += 1
         self.parts += 1
-        height, width = frame.image.shape[:2]
         result = Result(
             ts=iso_ts(frame.wall_time),
             seq=self._seq,
@@ -155,12 +154,7 @@ class CameraWorker:
             probabilities=scores.probabilities,
             latency_ms=(time.monotonic() - frame.mono_time) * 1000,
             part_box=list(inspection.part_box) if inspection.part_box else None,
-            frame=FrameInfo(
-                width=width,
-                height=height,
-                index=frame.index,
-                source_pos=frame.source_pos if frame.source_pos >= 0 else None,
-            ),
+            frame=FrameInfo.of(frame.image.shape, frame.index, frame.source_pos),
             model_sha256=bundle.card.tflite_sha256[:12],
         )
         if verdict.ng:
