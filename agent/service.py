@@ -34,7 +34,7 @@ from agent.service_stats import StatsReporter
 from agent.sources import Grabber, GrabberStats, redact
 from agent.status import ExitStatus
 from agent.telemetry import LatencyRecorder
-from agent.wiring import broker_settings, decision_rules, per_part, roi_box, source_spec, trigger_for
+from agent.wiring import broker_settings, camera_rules, roi_box, source_spec, trigger_for
 
 __all__ = ["Agent"]
 
@@ -125,9 +125,7 @@ class Agent:
             camera_id,
             grabber,
             trigger_for(camera),
-            Decider(
-                decision_rules(card, self.config.decision_for(camera_id), per_part(camera)), card.good_label
-            ),
+            Decider(camera_rules(card, self.config, camera_id), card.good_label),
             self.model,
             roi_box(camera),
             self.publisher.publish_result,

@@ -28,7 +28,7 @@ from agent.messages import new_event_id
 from agent.render import annotate, encode_jpeg
 from agent.status import InspectError
 from agent.trigger import CommandTrigger
-from agent.wiring import decision_rules, per_part, roi_box
+from agent.wiring import camera_rules, roi_box
 
 if TYPE_CHECKING:
     from agent.service import Agent
@@ -163,9 +163,7 @@ class CommandHandler:
             if camera in config.cameras:
                 agent.start_camera(camera, config.cameras[camera])
         for camera, worker in agent.workers.items():
-            camera_config = config.cameras[camera]
-            rules = decision_rules(bundle.card, config.decision_for(camera), per_part(camera_config))
-            worker.decider.rules = rules
+            worker.decider.rules = camera_rules(bundle.card, config, camera)
         agent.last_error = None
         agent.mark_state_dirty()
         return {

@@ -17,7 +17,15 @@ from agent.trigger import (
     Trigger,
 )
 
-__all__ = ["broker_settings", "decision_rules", "roi_box", "source_spec", "trigger_for"]
+__all__ = [
+    "broker_settings",
+    "camera_rules",
+    "decision_rules",
+    "per_part",
+    "roi_box",
+    "source_spec",
+    "trigger_for",
+]
 
 
 def broker_settings(config: AgentConfig) -> BrokerSettings:
@@ -98,3 +106,8 @@ def decision_rules(card: ModelCard, decision: DecisionConfig, per_part: bool = F
 
 def per_part(camera: CameraConfig) -> bool:
     return camera.trigger.mode in ("presence", "command")
+
+
+def camera_rules(card: ModelCard, config: AgentConfig, camera_id: str) -> DecisionRules:
+    """The rules in force for one camera: its merged decision section, per part or per frame stream."""
+    return decision_rules(card, config.decision_for(camera_id), per_part(config.cameras[camera_id]))

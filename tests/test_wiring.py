@@ -6,7 +6,7 @@ import pytest
 
 from agent.config import parse_config
 from agent.modelcard import load_card
-from agent.wiring import decision_rules, per_part
+from agent.wiring import camera_rules
 from tests.agent_harness import DEMO_MODEL
 
 
@@ -26,5 +26,4 @@ def test_min_consecutive_applies_to_frame_streams_only(mode: str, expected: int)
         "decision: {min_consecutive: 3}\n"
     )
     card = load_card(DEMO_MODEL.with_suffix(".json"))
-    camera = config.cameras["c"]
-    assert decision_rules(card, config.decision_for("c"), per_part(camera)).min_consecutive == expected
+    assert camera_rules(card, config, "c").min_consecutive == expected
