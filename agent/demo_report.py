@@ -14,7 +14,13 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["LineTruth", "Summary", "match_results", "summarise", "write_report"]
+__all__ = ["LineTruth", "Summary", "belt_roi", "match_results", "summarise", "write_report"]
+
+
+def belt_roi(meta: dict[str, Any]) -> tuple[int, int, int, int]:
+    """The belt between the rails of a ``synth --video`` line (its line.json), as an ROI (x, y, w, h)."""
+    top, bottom = int(meta["belt_y0"]), int(meta["belt_y1"])
+    return (0, top, int(meta["width"]), bottom - top)
 
 
 @dataclass(frozen=True)

@@ -26,7 +26,7 @@ import yaml
 from paho.mqtt.enums import CallbackAPIVersion
 
 from agent.demo_broker import LocalBroker
-from agent.demo_report import LineTruth, summarise, write_report
+from agent.demo_report import LineTruth, belt_roi, summarise, write_report
 from tools.synth_video import LineSpec, generate_video
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -87,8 +87,7 @@ def _config(out: Path, video: dict[str, Any], model: Path, port: int) -> Path:
             "line1": {
                 "source": "line/line.avi",
                 "realtime": True,
-                "roi": {"x": 0, "y": video["belt_y0"], "width": video["width"],
-                        "height": video["belt_y1"] - video["belt_y0"]},
+                "roi": dict(zip(("x", "y", "width", "height"), belt_roi(video), strict=True)),
                 "trigger": {"mode": "presence", "presence": {"direction": "left_to_right"}},
             }
         },

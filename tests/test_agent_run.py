@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import yaml
 
-from agent.demo_report import LineTruth, summarise
+from agent.demo_report import LineTruth, belt_roi, summarise
 from tests.agent_harness import DEMO_MODEL, AgentProcess, agent_config, payloads, texts, wait_until
 from tests.broker import Mosquitto, Subscriber
 from tests.mjpeg_server import MjpegServer
@@ -33,7 +33,7 @@ def line(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
 
 
 def _roi(line: dict[str, Any]) -> dict[str, int]:
-    return {"x": 0, "y": line["belt_y0"], "width": line["width"], "height": line["belt_y1"] - line["belt_y0"]}
+    return dict(zip(("x", "y", "width", "height"), belt_roi(line), strict=True))
 
 
 def test_line_video_one_verdict_per_part_events_and_images(

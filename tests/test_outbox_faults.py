@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from agent.demo_report import belt_roi
 from tests.agent_harness import AgentProcess, agent_config, payloads, wait_until
 from tests.broker import Mosquitto, Subscriber
 from tools.synth_video import LineSpec, generate_video
@@ -33,7 +34,7 @@ def short_line(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
 
 
 def _config(tmp_path: Path, broker: Mosquitto, line: dict[str, Any], outbox: Path) -> Path:
-    roi = {"x": 0, "y": line["belt_y0"], "width": line["width"], "height": line["belt_y1"] - line["belt_y0"]}
+    roi = dict(zip(("x", "y", "width", "height"), belt_roi(line), strict=True))
     camera = {"loop": True, "realtime": True, "roi": roi, "trigger": {"mode": "continuous"}}
     extra = {"decision": {"sensitivity": 1.0}, "outbox": {"path": str(outbox)}}
     return agent_config(

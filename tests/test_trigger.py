@@ -12,7 +12,7 @@ import cv2
 import numpy as np
 import pytest
 
-from agent.demo_report import LineTruth, summarise
+from agent.demo_report import LineTruth, belt_roi, summarise
 from agent.trigger import (
     Box,
     CommandTrigger,
@@ -252,7 +252,7 @@ def _presence_on_line_video(out: Path, seed: int, seconds: float = 8) -> Any:
     from tools.synth_video import LineSpec, generate_video
 
     meta = generate_video(out, LineSpec(width=640, height=360, duration=seconds, seed=seed), progress=False)
-    roi = (0, meta["belt_y0"], meta["width"], meta["belt_y1"] - meta["belt_y0"])
+    roi = belt_roi(meta)
     trigger = PresenceTrigger(PresenceSettings(), roi=roi)
     capture = cv2.VideoCapture(str(out / meta["path"]))
     results: list[dict[str, Any]] = []

@@ -23,7 +23,7 @@ import cv2
 import numpy as np
 
 from agent.bundle import load_bundle
-from agent.demo_report import LineTruth, match_results
+from agent.demo_report import LineTruth, belt_roi, match_results
 from agent.modelcard import card_path_for, load_card, save_card
 from agent.render import crop_padded
 from agent.status import ExitStatus, InspectError
@@ -61,8 +61,7 @@ def line_scores(model: Path, video: Path) -> tuple[np.ndarray, np.ndarray]:
     """(defect score, is defect) per ground-truth part inspected by the presence trigger."""
     bundle = load_bundle(model, None)
     meta = json.loads(require_file(video / "line.json", "line ground truth").read_text())
-    roi = (0, int(meta["belt_y0"]), int(meta["width"]), int(meta["belt_y1"]) - int(meta["belt_y0"]))
-    trigger = PresenceTrigger(PresenceSettings(), roi)
+    trigger = PresenceTrigger(PresenceSettings(), belt_roi(meta))
     capture = cv2.VideoCapture(str(video / meta["path"]))
     results: list[dict[str, Any]] = []
     scores: list[float] = []
