@@ -23,6 +23,12 @@ from tools.synth_video import LineSpec, generate_video
 BASE = "inspect/test-dev"
 
 
+def _camera_status(sub: Subscriber, camera: str = "line1") -> str:
+    """The camera's status in the newest retained state received (each state validated), "" before any."""
+    states = payloads(sub, f"{BASE}/state", "state")
+    return str(states[-1]["cameras"][camera]["status"]) if states else ""
+
+
 @pytest.fixture(scope="module")
 def line(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     """20 s of belt at 640x360: ~20 parts, 30 % of them defective, a seed the model never saw."""
@@ -145,8 +151,7 @@ def test_commands_snapshot_threshold_pause_and_malformed(
 
         reply = _command(sub, "pause", b"{}", 2)
         assert reply["ok"]
-        status = lambda: payloads(sub, f"{BASE}/state")[-1]["cameras"]["line1"]["status"]  # noqa: E731
-        assert wait_until(lambda: status() == "paused", 5)
+        assert wait_until(lambda: _camera_status(sub) == "paused", 5)
         reply = _command(sub, "resume", b"{}", 1)
         assert reply["ok"]
         assert agent.proc.poll() is None, "malformed commands must never stop the agent"
@@ -177,12 +182,7 @@ def test_missing_camera_is_reported_offline_and_the_agent_keeps_running(
     sub = Subscriber(mosquitto, f"{BASE}/state", f"{BASE}/available")
     config = agent_config(tmp_path / "agent.yaml", mosquitto, "/dev/video99")
     with AgentProcess(config) as agent:
-
-        def offline() -> bool:
-            states = payloads(sub, f"{BASE}/state", "state")
-            return bool(states) and states[-1]["cameras"]["line1"]["status"] == "offline"
-
-        assert wait_until(offline, 20), agent.log()
+        assert wait_until(lambda: _camera_status(sub) == "offline", 20), agent.log()
         error = payloads(sub, f"{BASE}/state")[-1]["cameras"]["line1"]["error"]
         assert "/dev/video99" in error
         assert agent.proc.poll() is None
@@ -276,10 +276,6 @@ def test_stream_that_dies_goes_offline_and_resumes(
     capture.release()
     sub = Subscriber(mosquitto, "inspect/#")
 
-    def status() -> str:
-        states = payloads(sub, f"{BASE}/state", "state")
-        return str(states[-1]["cameras"]["line1"]["status"]) if states else ""
-
     with MjpegServer(frames, fps=20) as server:
         camera = {
             "trigger": {"mode": "interval", "interval_ms": 100},
@@ -290,9 +286,9 @@ def test_stream_that_dies_goes_offline_and_resumes(
         with AgentProcess(config) as agent:
             sub.wait_for(f"{BASE}/line1/result", 3, timeout=30)
             server.stop()  # the camera is unplugged
-            assert wait_until(lambda: status() == "offline", 20), agent.log()
+            assert wait_until(lambda: _camera_status(sub) == "offline", 20), agent.log()
             server.start()  # and plugged back in
-            assert wait_until(lambda: status() == "online", 20), agent.log()
+            assert wait_until(lambda: _camera_status(sub) == "online", 20), agent.log()
             seen = len(sub.matching(f"{BASE}/line1/result"))
             sub.wait_for(f"{BASE}/line1/result", seen + 3, timeout=20)  # inspection resumed
             assert agent.terminate() == 0
