@@ -17,7 +17,15 @@ import pytest
 from agent.status import ExitStatus, InspectError
 from tools import synth
 from tools.synth import MANIFEST_COLUMNS, class_counts, generate_images, label_plan
-from tools.synth_parts import DEFECT_KINDS, GOOD_LABEL, PART_KINDS, mask_box, render_sample
+from tools.synth_parts import (
+    DEFECT_KINDS,
+    GOOD_LABEL,
+    PART_KINDS,
+    _with_neighbours,
+    mask_box,
+    render_part,
+    render_sample,
+)
 from tools.synth_video import CSV_COLUMNS, LineSpec, generate_video
 
 SIZE = 96  # small but still above the 64 px floor
@@ -94,6 +102,24 @@ def test_defects_stand_out_from_the_surface_around_them(label: str) -> None:
         pixels = sample.image.astype(np.float64)
         contrast = np.abs(pixels[inside] - pixels[ring].mean(axis=0)).sum(axis=1).mean()
         assert contrast > 25, f"{label} #{i} on a {PART_KINDS[i % 4]} hardly shows: {contrast:.0f}"
+
+
+def test_line_context_adds_neighbours_at_the_sides_but_not_to_the_mask() -> None:
+    # The neighbours' edges cover part of the side strips (where the crop cuts them) and leave the
+    # inspected part alone; the defect mask stays the inspected part's own.
+    covered_sides = 0
+    for i in range(8):
+        rng = np.random.default_rng([3, i])
+        layer = render_part(rng, "crack", PART_KINDS[i % 4], (128, 128), (64.0, 64.0), 40.0, False, 0.5)
+        under, over = _with_neighbours(rng, layer, (64.0, 64.0), 40.0, 128, 0.5)
+        assert under.shape == layer.under_gain.shape and over.shape == layer.over.shape
+        on_part = layer.alpha > 0.99
+        assert np.allclose(over[on_part], layer.over[on_part], atol=1e-5), "a neighbour covers the part"
+        neighbour = (under[..., 0] < 0.2) & (layer.alpha < 0.01)
+        covered_sides += int(neighbour[:, :16].any() or neighbour[:, -16:].any())
+    assert covered_sides >= 5, "most line-context crops should show a neighbour's edge at a side"
+    sample = render_sample(np.random.default_rng([3, 0]), "crack", "disc", 128, line_context=1.0)
+    assert sample.box == mask_box(sample.mask) and not ((sample.mask > 0) & (sample.footprint == 0)).any()
 
 
 def test_image_dataset_layout_manifest_and_masks(tmp_path: Path) -> None:

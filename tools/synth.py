@@ -93,8 +93,10 @@ def choice_problems(
 
 
 def _check(count: int, size: int, defect_ratio: float, kinds: Sequence[str], parts: Sequence[str],
-           gray_ratio: float) -> None:  # fmt: skip
+           gray_ratio: float, line_context: float) -> None:  # fmt: skip
     problems = choice_problems(defect_ratio, kinds, parts, gray_ratio)
+    if not 0.0 <= line_context <= 1.0:
+        problems.append(f"--line-context must be in 0..1, got {line_context}")
     if count < 1:
         problems.append(f"--count must be at least 1, got {count}")
     if size < _MIN_SIZE:
@@ -146,15 +148,17 @@ def generate_images(
     gray_ratio: float = 0.3,
     overwrite: bool = False,
     progress: bool = True,
+    line_context: float = 0.0,
 ) -> dict[str, Any]:
     """Write the image dataset to ``out`` and return what ``synth.json`` records.
 
-    ``gray_ratio`` is the share of parts in bare grey metal; the others are painted.
+    ``gray_ratio`` is the share of parts in bare grey metal; the others are painted. ``line_context``
+    is the share of images that look like a crop from a running line (neighbours at the sides, JPEG).
     """
     from tqdm import tqdm
 
     kinds, parts = tuple(kinds), tuple(parts)
-    _check(count, size, defect_ratio, kinds, parts, gray_ratio)
+    _check(count, size, defect_ratio, kinds, parts, gray_ratio, line_context)
     _prepare(out, overwrite)
     for label in (GOOD_LABEL, *kinds):
         ensure_output_dir(out / label)
@@ -166,7 +170,8 @@ def generate_images(
     for index, label in enumerate(tqdm(plan, desc="synth", unit="img", disable=None if progress else True)):
         rng = np.random.default_rng([seed, index])
         part = parts[int(rng.integers(len(parts)))]
-        sample = render_sample(rng, label, part, size, gray=bool(rng.random() < gray_ratio))
+        gray = bool(rng.random() < gray_ratio)
+        sample = render_sample(rng, label, part, size, gray=gray, line_context=line_context)
         name = f"{label}/{index:06d}.png"
         _write(out / name, sample.image)
         if label != GOOD_LABEL:
@@ -188,6 +193,7 @@ def generate_images(
             kinds=list(kinds),
             parts=list(parts),
             gray_ratio=gray_ratio,
+            line_context=line_context,
         ),
         "classes": class_counts(count, defect_ratio, kinds),
         "parts": {p: part_counts[p] for p in parts},
@@ -220,6 +226,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     images = parser.add_argument_group("image dataset (default mode)")
     images.add_argument("--count", type=int, default=1000, help="number of images")
     images.add_argument("--size", type=int, default=256, help="image side in pixels")
+    images.add_argument(
+        "--line-context",
+        type=float,
+        default=0.5,
+        help="share of images that look like the agent's crop of a part on a running line: the edges "
+        "of the neighbouring parts at the sides, JPEG-compressed like an MJPEG camera's frame",
+    )
     images.add_argument(
         "--overwrite",
         action="store_true",
@@ -257,6 +270,7 @@ def run(args: argparse.Namespace) -> int:
     summary = generate_images(
         args.out, args.count, seed=args.seed, size=args.size, defect_ratio=getattr(args, "defect_ratio", 0.5),
         kinds=args.kinds, parts=args.parts, gray_ratio=args.gray_ratio, overwrite=args.overwrite,
+        line_context=args.line_context,
     )  # fmt: skip
     seconds = time.perf_counter() - started
     print(f"wrote {args.count} images to {args.out} ({summary['classes']}) in {seconds:.1f} s")
