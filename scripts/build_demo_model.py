@@ -33,6 +33,7 @@ def main() -> int:
     add("--epochs", type=int, default=30, help="epochs with the classifier (default: %(default)s)")
     add("--map-epochs", type=int, default=12, help="defect-map epochs first (default: %(default)s)")
     add("--input-size", type=int, default=160, help="model input side in pixels (default: %(default)s)")
+    add("--width", type=float, default=1.0, help="channel width multiplier (default: %(default)s)")
     args = parser.parse_args()
     out: Path = args.out
     data = ["--parts", args.parts]
@@ -78,6 +79,8 @@ def main() -> int:
             str(args.map_epochs),
             "--input-size",
             str(args.input_size),
+            "--width",
+            str(args.width),
             "--min-epochs",
             str(args.epochs // 2),
         ],
