@@ -34,11 +34,25 @@ def main() -> int:
     add("--map-epochs", type=int, default=12, help="defect-map epochs first (default: %(default)s)")
     add("--input-size", type=int, default=160, help="model input side in pixels (default: %(default)s)")
     add("--width", type=float, default=1.0, help="channel width multiplier (default: %(default)s)")
+    add(
+        "--reuse-data",
+        action="store_true",
+        help="keep the image sets and line videos an earlier run left in --out (same options assumed)",
+    )
     args = parser.parse_args()
     out: Path = args.out
     data = ["--parts", args.parts]
-    _step(
+
+    def synth(title: str, folder: Path, argv: list[str]) -> None:
+        done = (folder / "synth.json").is_file() or (folder / "line.json").is_file()
+        if args.reuse_data and done:
+            print(f"=== {title}: reusing {folder}")
+            return
+        _step(title, argv)
+
+    synth(
         "training set",
+        out / "train",
         [
             "synth",
             "--out",
@@ -51,8 +65,9 @@ def main() -> int:
             *data,
         ],
     )
-    _step(
+    synth(
         "held-out set",
+        out / "test",
         [
             "synth",
             "--out",
@@ -130,8 +145,9 @@ def main() -> int:
         (304, ("640", "360")),
     ):
         video = out / f"line-{seed}"
-        _step(
+        synth(
             f"calibration line {seed}",
+            video,
             ["synth", "--video", "--out", str(video), "--seed", str(seed), "--duration", "60",
              "--width", size[0], "--height", size[1], "--overwrite", *data],
         )  # fmt: skip
