@@ -39,6 +39,11 @@ def main() -> int:
         action="store_true",
         help="keep the image sets and line videos an earlier run left in --out (same options assumed)",
     )
+    add(
+        "--reuse-model",
+        action="store_true",
+        help="keep the model an earlier run trained in --out/run; convert, evaluate and calibrate it",
+    )
     args = parser.parse_args()
     out: Path = args.out
     data = ["--parts", args.parts]
@@ -80,26 +85,16 @@ def main() -> int:
             *data,
         ],
     )
-    _step(
-        "train",
-        [
+    if args.reuse_model and (out / "run/model.keras").is_file():
+        print(f"=== train: reusing {out / 'run/model.keras'}")
+    else:
+        _step(
             "train",
-            "--data",
-            str(out / "train"),
-            "--out",
-            str(out / "run"),
-            "--epochs",
-            str(args.epochs),
-            "--map-epochs",
-            str(args.map_epochs),
-            "--input-size",
-            str(args.input_size),
-            "--width",
-            str(args.width),
-            "--min-epochs",
-            str(args.epochs // 2),
-        ],
-    )
+            ["train", "--data", str(out / "train"), "--out", str(out / "run"),
+             "--epochs", str(args.epochs), "--map-epochs", str(args.map_epochs),
+             "--input-size", str(args.input_size), "--width", str(args.width),
+             "--min-epochs", str(args.epochs // 2)],
+        )  # fmt: skip
     _step(
         "convert",
         [
