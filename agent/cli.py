@@ -102,6 +102,37 @@ def _bench(args: argparse.Namespace) -> int:
     return run_bench(args.model, threads, args.runs, args.video, args.out)
 
 
+def _bench_pipeline(args: argparse.Namespace) -> int:
+    from agent.bench_pipeline import line_source, run_pipeline_bench, source_of
+
+    threads = [int(t) for t in args.threads.split(",")]
+    sources = [source_of(v) for v in args.video or []]
+    for text in args.resolution or ([] if sources else ["1280x720"]):
+        width, _, height = text.partition("x")
+        sources.append(line_source(args.workdir, int(width), int(height), args.seconds))
+    return run_pipeline_bench(
+        args.model, sources, threads, args.rounds, args.paced_fps, args.paced_frames, args.workdir, args.out
+    )
+
+
+def _bench_soak(args: argparse.Namespace) -> int:
+    from agent.bench_pipeline import line_source, source_of
+    from agent.bench_soak import run_soak
+
+    source = source_of(args.video) if args.video else line_source(args.workdir, 1280, 720, 20)
+    return run_soak(
+        args.model,
+        source,
+        args.minutes,
+        args.fps,
+        args.threads,
+        args.every,
+        args.workdir,
+        args.out,
+        args.plot,
+    )
+
+
 def _check_config(args: argparse.Namespace) -> int:
     from agent.config import check_config_main
 
@@ -139,6 +170,42 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--video", type=Path, help="also time decoding this video file")
     bench.add_argument("--out", type=Path, help="write the results as JSON here")
     bench.set_defaults(func=_bench)
+    pipe = sub.add_parser(
+        "bench-pipeline",
+        help="the whole agent on a video vs its decode/invoke ceilings and the naive single-thread loop",
+        description="Runs `inspect-agent run` (continuous trigger on the belt ROI, results on a local "
+        "mosquitto) and the naive loop alternately on the same video as fast as it decodes; reports "
+        "frames/s, CPU %, RSS, per-stage times, capture-to-publish latency, ratios to the ceilings.",
+    )
+    pipe.add_argument("--model", type=Path, action="append", required=True, help=".tflite file; repeat")
+    pipe.add_argument(
+        "--video", type=Path, action="append", help="a video file (ROI from line.json beside it)"
+    )
+    pipe.add_argument(
+        "--resolution", action="append", help="generate a line video WxH (default 1280x720 without --video)"
+    )
+    pipe.add_argument("--seconds", type=float, default=20, help="length of generated videos at 30 fps")
+    pipe.add_argument("--threads", default="1,2", help="interpreter thread counts to compare")
+    pipe.add_argument("--rounds", type=int, default=3, help="alternating agent/naive rounds (median kept)")
+    pipe.add_argument("--paced-fps", type=float, default=30, help="latency run below capacity (0 = skip)")
+    pipe.add_argument("--paced-frames", type=int, default=300, help="frames in the paced latency run")
+    pipe.add_argument("--workdir", type=Path, default=Path("out/bench"), help="videos, configs and logs")
+    pipe.add_argument("--out", type=Path, help="write the results as JSON here")
+    pipe.set_defaults(func=_bench_pipeline)
+    soak = sub.add_parser(
+        "bench-soak",
+        help="the agent for N minutes at a fixed frame rate: RSS, open fds, CPU and latency over time",
+    )
+    soak.add_argument("--model", type=Path, required=True, help=".tflite file with its card")
+    soak.add_argument("--video", type=Path, help="video file, looped (default: a generated 1280x720 line)")
+    soak.add_argument("--minutes", type=float, default=10, help="how long (default 10)")
+    soak.add_argument("--fps", type=float, default=30, help="frame rate the video is paced at")
+    soak.add_argument("--threads", type=int, default=1, help="interpreter threads")
+    soak.add_argument("--every", type=float, default=2.0, help="seconds between /proc samples")
+    soak.add_argument("--workdir", type=Path, default=Path("out/bench"), help="videos, configs and logs")
+    soak.add_argument("--out", type=Path, help="write the results and samples as JSON here")
+    soak.add_argument("--plot", type=Path, help="write a PNG of RSS and fds over time here")
+    soak.set_defaults(func=_bench_soak)
     info.set_defaults(func=_info)
     once.set_defaults(func=_once)
     return parser
