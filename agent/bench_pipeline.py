@@ -36,6 +36,7 @@ from agent.bench_process import (
     MeasuredProcess,
     RunFigures,
     figures,
+    published_results,
     python_module,
     write_agent_config,
 )
@@ -118,26 +119,37 @@ def run_agent_process(
     seconds: float | None = None,
     loop: bool = False,
     every_s: float = 0.05,
+    tree: Path | None = None,
 ) -> tuple[MeasuredProcess, Any]:
     """``inspect-agent run`` on the source until it ends, or (paced at ``paced_fps``) until ``frames``
-    results have arrived or ``seconds`` have passed; then SIGTERM, and its closing stats message."""
+    results have arrived or ``seconds`` have passed since the first; then SIGTERM, and its closing stats.
+
+    ``tree``: run the ``agent`` package of that checkout instead (PYTHONPATH), for before/after runs."""
     listener.reset()
     config = write_agent_config(
         workdir / f"{tag}.yaml", port, source.video, source.roi, model, threads, device=tag,
         realtime=paced_fps is not None, fps=paced_fps, loop=loop,
     )  # fmt: skip
-    process = MeasuredProcess(python_module("agent.cli", "run", str(config)), workdir / f"{tag}.log", every_s)
+    argv = python_module("agent.cli", "run", str(config))
+    env = None if tree is None else {"PYTHONPATH": str(tree.resolve())}
+    process = MeasuredProcess(argv, workdir / f"{tag}.log", every_s, env)
     limit = _RUN_TIMEOUT_S if seconds is None else seconds + _RUN_TIMEOUT_S
     if frames is not None:
         code = process.wait(limit, lambda: listener.result_count() >= frames)
     elif seconds is not None:
-        code = process.wait(limit, lambda: time.monotonic() - process.spawned >= seconds)
+        code = process.wait(limit, lambda: _running_for(listener) >= seconds)
     else:
         code = process.wait(limit)
     if code != 0:
         tail = process.log.read_text(errors="replace")[-600:]
         raise InspectError(f"the agent exited with {code}: {tail}", ExitStatus.FAILURE)
     return process, _settle(listener, lambda box: box.stats is not None)
+
+
+def _running_for(listener: Listener) -> float:
+    """Seconds since the first result arrived (0 before): a soak's length excludes the start-up."""
+    results = listener.take().results
+    return time.monotonic() - results[0].mono if results else 0.0
 
 
 def run_agent(
@@ -150,13 +162,15 @@ def run_agent(
     tag: str,
     paced_fps: float | None = None,
     frames: int | None = None,
+    tree: Path | None = None,
 ) -> RunFigures:
     process, inbox = run_agent_process(
-        workdir, listener, port, source, model, threads, tag, paced_fps=paced_fps, frames=frames
+        workdir, listener, port, source, model, threads, tag, paced_fps=paced_fps, frames=frames, tree=tree
     )
-    return figures(
-        "agent", threads, frames or source.frames, process, inbox.results, _agent_stages(inbox.stats)
-    )
+    program = "agent" if tree is None else "baseline"
+    published = published_results(inbox.stats)
+    stages = _agent_stages(inbox.stats)
+    return figures(program, threads, frames or source.frames, published, process, inbox.results, stages)
 
 
 def run_naive(
@@ -175,7 +189,8 @@ def run_naive(
         raise InspectError(f"the naive loop exited with {code}: {tail}", ExitStatus.FAILURE)
     inbox = _settle(listener, lambda box: box.summary is not None)
     stages = inbox.summary["stages_ms"] if inbox.summary else {}
-    return figures("naive", threads, source.frames, process, inbox.results, stages)
+    published = int(inbox.summary["frames"]) if inbox.summary else -1
+    return figures("naive", threads, source.frames, published, process, inbox.results, stages)
 
 
 def _settle(listener: Listener, done: Any, timeout: float = 5.0) -> Any:
@@ -221,19 +236,25 @@ def compare(
     model: Path,
     threads: list[int],
     rounds: int,
+    baseline: Path | None = None,
 ) -> dict[str, Any]:
-    """Ceilings, then agent and naive runs alternated per round (order flipped every round)."""
+    """Ceilings, then agent and naive runs (and the baseline agent) alternated, order flipped every round."""
     decode = decode_ceiling(source.video, min(source.frames, 300))
     invoke = {r.threads: r for r in invoke_ceiling([model], threads, 300)}
     runs: list[RunFigures] = []
     name = f"{source.width}x{source.height}-{model.stem}"
     for k in range(rounds):
-        order = ["agent", "naive"] if k % 2 == 0 else ["naive", "agent"]
+        order = ["agent", "naive"] + (["baseline"] if baseline else [])
+        if k % 2:
+            order.reverse()
         for n in threads:
             for program in order:
                 tag = f"{program}-{name}-t{n}-r{k}".replace(".", "_")
-                run = run_agent if program == "agent" else run_naive
-                runs.append(run(workdir, listener, port, source, model, n, tag))
+                if program == "naive":
+                    runs.append(run_naive(workdir, listener, port, source, model, n, tag))
+                else:
+                    tree = baseline if program == "baseline" else None
+                    runs.append(run_agent(workdir, listener, port, source, model, n, tag, tree=tree))
                 print(
                     f"  {program:<5} {name} threads {n} round {k + 1}: {runs[-1].fps:.0f} frames/s, "
                     f"{runs[-1].results}/{runs[-1].frames_in} results",
@@ -242,7 +263,8 @@ def compare(
     summary = [
         _median_row([r for r in runs if (r.program, r.threads) == (p, n)])
         for n in threads
-        for p in ("agent", "naive")
+        for p in ("agent", "naive", "baseline")
+        if any(r.program == p for r in runs)
     ]
     for row in summary:
         ceiling = min(decode.per_second, invoke[row["threads"]].per_second)
@@ -289,6 +311,7 @@ def run_pipeline_bench(
     paced_frames: int,
     workdir: Path,
     out: Path | None,
+    baseline: Path | None = None,
 ) -> int:
     workdir.mkdir(parents=True, exist_ok=True)
     cases = []
@@ -297,7 +320,9 @@ def run_pipeline_bench(
         try:
             for source in sources:
                 for model in models:
-                    cases.append(compare(workdir, listener, broker.port, source, model, threads, rounds))
+                    cases.append(
+                        compare(workdir, listener, broker.port, source, model, threads, rounds, baseline)
+                    )
             paced = None
             if paced_fps > 0:
                 n = max(threads)
@@ -317,7 +342,7 @@ def run_pipeline_bench(
             f"{paced.latency_p50_ms:.1f} ms, p99 {paced.latency_p99_ms:.1f} ms "
             f"(invoke alone p50 {invoke_p50:.2f} ms)"
         )
-    first_verdict = statistics.median(
+    first_verdict = statistics.median(  # the agent of this tree only
         r["startup_s"] for c in cases for r in c["runs"] if r["program"] == "agent"
     )
     print(

@@ -40,6 +40,7 @@ __all__ = [
     "RunFigures",
     "figures",
     "proc_sample",
+    "published_results",
     "python_module",
     "write_agent_config",
 ]
@@ -179,13 +180,17 @@ class Listener:
 class MeasuredProcess:
     """A child process (stdout and stderr to ``log``), sampled every ``every_s`` while it runs."""
 
-    def __init__(self, argv: list[str], log: Path, every_s: float = 0.05) -> None:
+    def __init__(
+        self, argv: list[str], log: Path, every_s: float = 0.05, env: dict[str, str] | None = None
+    ) -> None:
         self.log = log
         self.every_s = every_s
         self.samples: list[ProcSample] = []
         self.spawned = time.monotonic()
         with log.open("wb") as out:
-            self.proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT)
+            self.proc = subprocess.Popen(
+                argv, stdout=out, stderr=subprocess.STDOUT, env=None if env is None else {**os.environ, **env}
+            )
 
     def sample(self) -> None:
         found = proc_sample(self.proc.pid)
@@ -217,9 +222,10 @@ class MeasuredProcess:
 class RunFigures:
     """One measured run of a program over a video: what it delivered and what it cost."""
 
-    program: str  # "agent" or "naive"
+    program: str  # "agent", "naive", or "baseline" (the agent of another checkout, --baseline)
     threads: int
     frames_in: int  # frames in the source
+    published: int  # results the program says it published (the agent's closing stats, the naive summary)
     results: int  # results received on MQTT
     seconds: float  # first to last result received
     fps: float
@@ -229,6 +235,13 @@ class RunFigures:
     latency_p50_ms: float  # capture -> result received by a subscriber
     latency_p99_ms: float
     stages_ms: dict[str, dict[str, float]]  # per stage p50/p99 as the program reported them
+
+
+def published_results(stats: dict[str, Any] | None) -> int:
+    """Results the agent published, from its closing stats message (-1 without one)."""
+    if not stats:
+        return -1
+    return int(stats["cameras"][CAMERA]["parts"])
 
 
 def _capture_wall(payload: dict[str, Any]) -> float:
@@ -254,6 +267,7 @@ def figures(
     program: str,
     threads: int,
     frames_in: int,
+    published: int,
     process: MeasuredProcess,
     arrivals: list[Arrival],
     stages_ms: dict[str, dict[str, float]],
@@ -271,6 +285,7 @@ def figures(
         program=program,
         threads=threads,
         frames_in=frames_in,
+        published=published,
         results=len(arrivals),
         seconds=seconds,
         fps=(len(arrivals) - 1) / seconds if seconds > 0 else 0.0,

@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from agent.bench_pipeline import Source, run_agent_process
-from agent.bench_process import Listener, ProcSample, figures
+from agent.bench_process import Listener, ProcSample, figures, published_results
 from agent.demo_broker import LocalBroker
 from agent.status import ExitStatus
 
@@ -28,7 +28,8 @@ __all__ = ["SoakResult", "run_soak"]
 class SoakResult:
     minutes: float
     fps_in: float
-    results: int
+    published: int  # results the agent published (its closing stats)
+    results: int  # results received by the benchmark's subscriber
     rss_start_mb: float
     rss_end_mb: float
     rss_growth_mb: float
@@ -86,7 +87,8 @@ def run_soak(
             )  # fmt: skip
         finally:
             listener.close()
-    run = figures("agent", threads, len(inbox.results), process, inbox.results, {})
+    published = published_results(inbox.stats)
+    run = figures("agent", threads, published, published, process, inbox.results, {})
     samples = process.samples
     # Start: once warmed up (the interpreter's first invokes, the first event's JPEG encoder, paho's
     # buffers allocate), 30 s or a tenth of the soak after the first result, whichever is shorter.
@@ -96,6 +98,7 @@ def run_soak(
     result = SoakResult(
         minutes=(end.mono - start.mono) / 60,
         fps_in=fps,
+        published=published,
         results=run.results,
         rss_start_mb=start.rss_mb,
         rss_end_mb=end.rss_mb,
@@ -107,7 +110,7 @@ def run_soak(
         latency_p99_ms=run.latency_p99_ms,
     )
     print(
-        f"soak {result.minutes:.1f} min at {fps:g} frames/s: {result.results} results; RSS "
+        f"soak {result.minutes:.1f} min at {fps:g} frames/s: {result.results}/{published} results in; RSS "
         f"{result.rss_start_mb:.1f} -> {result.rss_end_mb:.1f} MB ({result.rss_growth_mb:+.1f}), fds "
         f"{result.fds_start} -> {result.fds_end}, CPU {result.cpu_percent:.0f} %, capture-to-publish p50 "
         f"{result.latency_p50_ms:.1f} ms, p99 {result.latency_p99_ms:.1f} ms"

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import signal
 import sys
 from collections.abc import Sequence
@@ -111,8 +112,9 @@ def _bench_pipeline(args: argparse.Namespace) -> int:
         width, _, height = text.partition("x")
         sources.append(line_source(args.workdir, int(width), int(height), args.seconds))
     return run_pipeline_bench(
-        args.model, sources, threads, args.rounds, args.paced_fps, args.paced_frames, args.workdir, args.out
-    )
+        args.model, sources, threads, args.rounds, args.paced_fps, args.paced_frames, args.workdir, args.out,
+        args.baseline,
+    )  # fmt: skip
 
 
 def _bench_soak(args: argparse.Namespace) -> int:
@@ -125,7 +127,7 @@ def _bench_soak(args: argparse.Namespace) -> int:
         source,
         args.minutes,
         args.fps,
-        args.threads,
+        args.threads or os.cpu_count() or 1,
         args.every,
         args.workdir,
         args.out,
@@ -191,6 +193,9 @@ def build_parser() -> argparse.ArgumentParser:
     pipe.add_argument("--paced-frames", type=int, default=300, help="frames in the paced latency run")
     pipe.add_argument("--workdir", type=Path, default=Path("out/bench"), help="videos, configs and logs")
     pipe.add_argument("--out", type=Path, help="write the results as JSON here")
+    pipe.add_argument(
+        "--baseline", type=Path, help="also run the agent in this folder (holding agent/): before/after"
+    )
     pipe.set_defaults(func=_bench_pipeline)
     soak = sub.add_parser(
         "bench-soak",
@@ -200,7 +205,7 @@ def build_parser() -> argparse.ArgumentParser:
     soak.add_argument("--video", type=Path, help="video file, looped (default: a generated 1280x720 line)")
     soak.add_argument("--minutes", type=float, default=10, help="how long (default 10)")
     soak.add_argument("--fps", type=float, default=30, help="frame rate the video is paced at")
-    soak.add_argument("--threads", type=int, default=1, help="interpreter threads")
+    soak.add_argument("--threads", type=int, help="interpreter threads (default: all cores)")
     soak.add_argument("--every", type=float, default=2.0, help="seconds between /proc samples")
     soak.add_argument("--workdir", type=Path, default=Path("out/bench"), help="videos, configs and logs")
     soak.add_argument("--out", type=Path, help="write the results and samples as JSON here")
