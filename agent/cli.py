@@ -12,6 +12,7 @@ Exit codes: 0 ok, 1 unexpected error, 2 usage, 65 bad model/data, 66 missing inp
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import signal
@@ -111,6 +112,9 @@ def _bench_pipeline(args: argparse.Namespace) -> int:
     for text in args.resolution or ([] if sources else ["1280x720"]):
         width, _, height = text.partition("x")
         sources.append(line_source(args.workdir, int(width), int(height), args.seconds))
+    if args.roi:
+        x, y, w, h = (int(v) for v in args.roi.split(","))
+        sources = [dataclasses.replace(s, roi=(x, y, w, h)) for s in sources]
     return run_pipeline_bench(
         args.model, sources, threads, args.rounds, args.paced_fps, args.paced_frames, args.workdir, args.out,
         args.baseline,
@@ -186,6 +190,7 @@ def build_parser() -> argparse.ArgumentParser:
     pipe.add_argument(
         "--resolution", action="append", help="generate a line video WxH (default 1280x720 without --video)"
     )
+    pipe.add_argument("--roi", help="x,y,width,height for every source (default: the belt, or the frame)")
     pipe.add_argument("--seconds", type=float, default=20, help="length of generated videos at 30 fps")
     pipe.add_argument("--threads", default="1,2", help="interpreter thread counts to compare")
     pipe.add_argument("--rounds", type=int, default=3, help="alternating agent/naive rounds (median kept)")
