@@ -24,13 +24,13 @@ import statistics
 import subprocess
 import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import cv2
 
-from agent.bench import decode_ceiling, invoke_ceiling
+from agent.bench import decode_ceiling, invoke_ceiling, jpeg_decode_variants
 from agent.bench_process import (
     Listener,
     MeasuredProcess,
@@ -120,6 +120,7 @@ def run_agent_process(
     loop: bool = False,
     every_s: float = 0.05,
     tree: Path | None = None,
+    reduce: int = 1,
 ) -> tuple[MeasuredProcess, Any]:
     """``inspect-agent run`` on the source until it ends, or (paced at ``paced_fps``) until ``frames``
     results have arrived or ``seconds`` have passed since the first; then SIGTERM, and its closing stats.
@@ -128,7 +129,7 @@ def run_agent_process(
     listener.reset()
     config = write_agent_config(
         workdir / f"{tag}.yaml", port, source.video, source.roi, model, threads, device=tag,
-        realtime=paced_fps is not None, fps=paced_fps, loop=loop,
+        realtime=paced_fps is not None, fps=paced_fps, loop=loop, reduce=reduce,
     )  # fmt: skip
     argv = python_module("agent.cli", "run", str(config))
     env = None if tree is None else {"PYTHONPATH": str(tree.resolve())}
@@ -163,10 +164,12 @@ def run_agent(
     paced_fps: float | None = None,
     frames: int | None = None,
     tree: Path | None = None,
+    reduce: int = 1,
 ) -> RunFigures:
     process, inbox = run_agent_process(
-        workdir, listener, port, source, model, threads, tag, paced_fps=paced_fps, frames=frames, tree=tree
-    )
+        workdir, listener, port, source, model, threads, tag, paced_fps=paced_fps, frames=frames, tree=tree,
+        reduce=reduce,
+    )  # fmt: skip
     program = "agent" if tree is None else "baseline"
     published = published_results(inbox.stats)
     stages = _agent_stages(inbox.stats)
@@ -237,37 +240,46 @@ def compare(
     threads: list[int],
     rounds: int,
     baseline: Path | None = None,
+    reduce: int = 1,
 ) -> dict[str, Any]:
-    """Ceilings, then agent and naive runs (and the baseline agent) alternated, order flipped every round."""
+    """Ceilings, then the programs' runs alternated, order flipped every round: the agent, the naive loop,
+    the baseline agent (``baseline``) and the agent decoding at 1/``reduce`` size (``agent-reduce<N>``)."""
     decode = decode_ceiling(source.video, min(source.frames, 300))
+    variants = {v.mode: v for v in jpeg_decode_variants(source.video, min(source.frames, 300))}
     invoke = {r.threads: r for r in invoke_ceiling([model], threads, 300)}
+    programs = ["agent", "naive"] + (["baseline"] if baseline else [])
+    reduced = f"agent-reduce{reduce}"
+    if reduce > 1:
+        if f"imdecode-reduced-{reduce}" not in variants:
+            raise InspectError(f"--reduce needs an MJPG video: {source.video}", ExitStatus.USAGE)
+        programs.append(reduced)
     runs: list[RunFigures] = []
     name = f"{source.width}x{source.height}-{model.stem}"
     for k in range(rounds):
-        order = ["agent", "naive"] + (["baseline"] if baseline else [])
-        if k % 2:
-            order.reverse()
+        order = programs if k % 2 == 0 else programs[::-1]
         for n in threads:
             for program in order:
                 tag = f"{program}-{name}-t{n}-r{k}".replace(".", "_")
                 if program == "naive":
-                    runs.append(run_naive(workdir, listener, port, source, model, n, tag))
+                    run = run_naive(workdir, listener, port, source, model, n, tag)
                 else:
                     tree = baseline if program == "baseline" else None
-                    runs.append(run_agent(workdir, listener, port, source, model, n, tag, tree=tree))
+                    r = reduce if program == reduced else 1
+                    run = run_agent(workdir, listener, port, source, model, n, tag, tree=tree, reduce=r)
+                    run = replace(run, program=program)
+                runs.append(run)
                 print(
-                    f"  {program:<5} {name} threads {n} round {k + 1}: {runs[-1].fps:.0f} frames/s, "
-                    f"{runs[-1].results}/{runs[-1].frames_in} results",
+                    f"  {program:<14} {name} threads {n} round {k + 1}: {run.fps:.0f} frames/s, "
+                    f"{run.results}/{run.frames_in} results",
                     flush=True,
                 )
     summary = [
-        _median_row([r for r in runs if (r.program, r.threads) == (p, n)])
-        for n in threads
-        for p in ("agent", "naive", "baseline")
-        if any(r.program == p for r in runs)
+        _median_row([r for r in runs if (r.program, r.threads) == (p, n)]) for n in threads for p in programs
     ]
     for row in summary:
-        ceiling = min(decode.per_second, invoke[row["threads"]].per_second)
+        # A cheaper decode raises the ceiling itself: the reduced agent is held to the reduced decode.
+        decode_fps = variants[f"imdecode-reduced-{reduce}"].per_second if row["program"] == reduced else None
+        ceiling = min(decode_fps or decode.per_second, invoke[row["threads"]].per_second)
         row["ceiling_fps"] = ceiling
         row["vs_ceiling"] = row["fps"] / ceiling
         naive = next(r for r in summary if (r["program"], r["threads"]) == ("naive", row["threads"]))
@@ -281,6 +293,7 @@ def compare(
         "model": str(model),
         "ceilings": {
             "decode": asdict(decode),
+            "decode_variants": [asdict(v) for v in variants.values()],
             "invoke": [asdict(r) for r in invoke.values()],
         },
         "runs": [asdict(r) for r in runs],
@@ -289,13 +302,13 @@ def compare(
 
 
 def _print_table(cases: list[dict[str, Any]]) -> None:
-    head = f"{'source':<10} {'model':<22} {'prog':<6} {'thr':>3} {'fps':>6} {'ceiling':>7} {'vs ceil':>7}"
+    head = f"{'source':<10} {'model':<22} {'program':<14} {'thr':>3} {'fps':>6} {'ceiling':>7} {'vs ceil':>7}"
     print(head + f" {'vs naive':>8} {'CPU %':>6} {'RSS MB':>7} {'p50 ms':>7} {'p99 ms':>7}")
     for case in cases:
         for row in case["summary"]:
             size = f"{case['width']}x{case['height']}"
             print(
-                f"{size:<10} {Path(case['model']).stem[:22]:<22} {row['program']:<6} {row['threads']:>3} "
+                f"{size:<10} {Path(case['model']).stem[:22]:<22} {row['program']:<14} {row['threads']:>3} "
                 f"{row['fps']:>6.0f} {row['ceiling_fps']:>7.0f} {row['vs_ceiling']:>6.2f}x "
                 f"{row['vs_naive']:>7.2f}x {row['cpu_percent']:>6.0f} {row['rss_mb']:>7.0f} "
                 f"{row['latency_p50_ms']:>7.1f} {row['latency_p99_ms']:>7.1f}"
@@ -312,6 +325,7 @@ def run_pipeline_bench(
     workdir: Path,
     out: Path | None,
     baseline: Path | None = None,
+    reduce: int = 1,
 ) -> int:
     workdir.mkdir(parents=True, exist_ok=True)
     cases = []
@@ -321,7 +335,9 @@ def run_pipeline_bench(
             for source in sources:
                 for model in models:
                     cases.append(
-                        compare(workdir, listener, broker.port, source, model, threads, rounds, baseline)
+                        compare(
+                            workdir, listener, broker.port, source, model, threads, rounds, baseline, reduce
+                        )
                     )
             paced = None
             if paced_fps > 0:

@@ -85,6 +85,7 @@ def write_agent_config(
     loop: bool = False,
     fps: float | None = None,
     cooldown_s: float = 1.0,
+    reduce: int = 1,
 ) -> Path:
     """The agent's YAML for one camera on ``video`` with the continuous trigger (every frame inspected).
 
@@ -102,6 +103,8 @@ def write_agent_config(
     }
     if fps is not None:
         camera["fps"] = fps
+    if reduce != 1:
+        camera["reduce"] = reduce
     config = {
         "device_id": device,
         "mqtt": {"host": "127.0.0.1", "port": port, "prefix": PREFIX, "stats_interval_s": 3600},
@@ -222,7 +225,7 @@ class MeasuredProcess:
 class RunFigures:
     """One measured run of a program over a video: what it delivered and what it cost."""
 
-    program: str  # "agent", "naive", or "baseline" (the agent of another checkout, --baseline)
+    program: str  # agent, naive, baseline (another checkout's agent), agent-reduce<N> (reduced decode)
     threads: int
     frames_in: int  # frames in the source
     published: int  # results the program says it published (the agent's closing stats, the naive summary)

@@ -117,7 +117,7 @@ def _bench_pipeline(args: argparse.Namespace) -> int:
         sources = [dataclasses.replace(s, roi=(x, y, w, h)) for s in sources]
     return run_pipeline_bench(
         args.model, sources, threads, args.rounds, args.paced_fps, args.paced_frames, args.workdir, args.out,
-        args.baseline,
+        args.baseline, args.reduce or 1,
     )  # fmt: skip
 
 
@@ -200,6 +200,9 @@ def build_parser() -> argparse.ArgumentParser:
     pipe.add_argument("--out", type=Path, help="write the results as JSON here")
     pipe.add_argument(
         "--baseline", type=Path, help="also run the agent in this folder (holding agent/): before/after"
+    )
+    pipe.add_argument(
+        "--reduce", type=int, choices=[2, 4], help="also run the agent with cameras.<id>.reduce (MJPG videos)"
     )
     pipe.set_defaults(func=_bench_pipeline)
     soak = sub.add_parser(

@@ -40,7 +40,7 @@ def test_pipeline_bench_counts_every_frame_and_result(
     out = tmp_path / "pipeline.json"
     argv = ["bench-pipeline", "--model", str(DEMO_MODEL), "--video", str(line_video), "--threads", "1"]
     argv += ["--rounds", "1", "--paced-fps", "60", "--paced-frames", "12", "--workdir", str(tmp_path / "w")]
-    assert main([*argv, "--baseline", str(ROOT), "--out", str(out)]) == 0
+    assert main([*argv, "--baseline", str(ROOT), "--reduce", "2", "--out", str(out)]) == 0
     result = json.loads(out.read_text())
 
     (case,) = result["cases"]
@@ -50,7 +50,7 @@ def test_pipeline_bench_counts_every_frame_and_result(
     assert case["ceilings"]["decode"]["width"] == 320
     assert [r["threads"] for r in case["ceilings"]["invoke"]] == [1]
     runs = case["runs"]
-    assert sorted(r["program"] for r in runs) == ["agent", "baseline", "naive"]
+    assert sorted(r["program"] for r in runs) == ["agent", "agent-reduce2", "baseline", "naive"]
     for run in runs:  # continuous trigger, file read to the end: one result per frame, all received
         assert run["frames_in"] == run["published"] == run["results"] == _FRAMES, run["program"]
         assert run["fps"] > 0 and run["cpu_percent"] > 0 and run["rss_mb"] > 10
@@ -64,10 +64,13 @@ def test_pipeline_bench_counts_every_frame_and_result(
 
     rows = {row["program"]: row for row in case["summary"]}
     assert rows["naive"]["vs_naive"] == 1.0
-    for row in rows.values():
-        ceiling = min(case["ceilings"]["decode"]["per_second"], case["ceilings"]["invoke"][0]["per_second"])
-        assert row["ceiling_fps"] == pytest.approx(ceiling)
-        assert row["vs_ceiling"] == pytest.approx(row["fps"] / ceiling)
+    ceilings = case["ceilings"]
+    invoke = ceilings["invoke"][0]["per_second"]
+    reduced = next(v for v in ceilings["decode_variants"] if v["mode"] == "imdecode-reduced-2")
+    for program, row in rows.items():  # the reduced decode is its own ceiling
+        decode = reduced if program == "agent-reduce2" else ceilings["decode"]
+        assert row["ceiling_fps"] == pytest.approx(min(decode["per_second"], invoke))
+        assert row["vs_ceiling"] == pytest.approx(row["fps"] / row["ceiling_fps"])
 
     paced = result["paced"]
     assert paced["program"] == "agent" and paced["fps_in"] == 60
