@@ -12,6 +12,7 @@ growth, the results received against the frames sent and the capture-to-publish 
 from __future__ import annotations
 
 import json
+import statistics
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -19,7 +20,7 @@ from pathlib import Path
 from agent.bench_pipeline import Source, run_agent_process
 from agent.bench_process import Listener, ProcSample, figures, published_results
 from agent.demo_broker import LocalBroker
-from agent.status import ExitStatus
+from agent.status import ExitStatus, InspectError
 
 __all__ = ["SoakResult", "run_soak"]
 
@@ -33,6 +34,8 @@ class SoakResult:
     rss_start_mb: float
     rss_end_mb: float
     rss_growth_mb: float
+    rss_first_minute_mb: float  # median over the minute after the start (one sample is noisy)
+    rss_last_minute_mb: float  # median over the last minute
     fds_start: int
     fds_end: int
     cpu_percent: float  # mean over the soak, 100 = one core
@@ -46,7 +49,13 @@ def _sample_row(sample: ProcSample, t0: float) -> dict[str, float]:
 
 
 def _plot(samples: list[ProcSample], t0: float, path: Path) -> None:
-    import matplotlib
+    try:
+        import matplotlib
+    except ImportError:
+        raise InspectError(
+            "--plot needs matplotlib (pip install matplotlib; the results JSON is written)",
+            ExitStatus.UNAVAILABLE,
+        ) from None
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -103,6 +112,10 @@ def run_soak(
         rss_start_mb=start.rss_mb,
         rss_end_mb=end.rss_mb,
         rss_growth_mb=end.rss_mb - start.rss_mb,
+        rss_first_minute_mb=statistics.median(
+            s.rss_mb for s in samples if start.mono <= s.mono <= start.mono + 60
+        ),
+        rss_last_minute_mb=statistics.median(s.rss_mb for s in samples if s.mono >= end.mono - 60),
         fds_start=start.fds,
         fds_end=end.fds,
         cpu_percent=100 * (end.cpu_s - start.cpu_s) / max(end.mono - start.mono, 1e-6),
@@ -111,14 +124,11 @@ def run_soak(
     )
     print(
         f"soak {result.minutes:.1f} min at {fps:g} frames/s: {result.results}/{published} results in; RSS "
-        f"{result.rss_start_mb:.1f} -> {result.rss_end_mb:.1f} MB ({result.rss_growth_mb:+.1f}), fds "
+        f"{result.rss_start_mb:.1f} -> {result.rss_end_mb:.1f} MB ({result.rss_growth_mb:+.1f}; first/last "
+        f"minute medians {result.rss_first_minute_mb:.1f} -> {result.rss_last_minute_mb:.1f}), fds "
         f"{result.fds_start} -> {result.fds_end}, CPU {result.cpu_percent:.0f} %, capture-to-publish p50 "
         f"{result.latency_p50_ms:.1f} ms, p99 {result.latency_p99_ms:.1f} ms"
     )
-    if plot:
-        plot.parent.mkdir(parents=True, exist_ok=True)
-        _plot(samples, process.spawned, plot)
-        print(f"wrote {plot}")
     if out:
         payload = {
             "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
@@ -140,4 +150,8 @@ def run_soak(
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps(payload, indent=2) + "\n")
         print(f"wrote {out}")
+    if plot:
+        plot.parent.mkdir(parents=True, exist_ok=True)
+        _plot(samples, process.spawned, plot)
+        print(f"wrote {plot}")
     return int(ExitStatus.OK)

@@ -93,6 +93,7 @@ def test_soak_samples_memory_and_fds_and_plots(line_video: Path, tmp_path: Path)
     assert soak["results"] == soak["published"]  # every result the agent published was received
     assert soak["rss_start_mb"] > 10 and soak["fds_start"] > 3
     assert soak["rss_growth_mb"] == pytest.approx(soak["rss_end_mb"] - soak["rss_start_mb"])
+    assert soak["rss_first_minute_mb"] > 10 and soak["rss_last_minute_mb"] > 10
     samples = result["samples"]
     assert len(samples) >= 5 and [s["t_s"] for s in samples] == sorted(s["t_s"] for s in samples)
     assert "capture_to_result" in result["stages_ms"]
