@@ -229,7 +229,8 @@ class RunFigures:
     threads: int
     frames_in: int  # frames in the source
     published: int  # results the program says it published (the agent's closing stats, the naive summary)
-    results: int  # results received on MQTT
+    unsent: int  # MQTT messages that could not be sent (QoS 0 before the first connect), agent only
+    results: int  # results received on MQTT: published - unsent
     seconds: float  # first to last result received
     fps: float
     cpu_percent: float  # over the same window; 100 = one core busy
@@ -240,11 +241,12 @@ class RunFigures:
     stages_ms: dict[str, dict[str, float]]  # per stage p50/p99 as the program reported them
 
 
-def published_results(stats: dict[str, Any] | None) -> int:
-    """Results the agent published, from its closing stats message (-1 without one)."""
+def published_results(stats: dict[str, Any] | None) -> tuple[int, int]:
+    """Results the agent published, and messages it could not send (results are QoS 0: one published before
+    the first connection is up is dropped and counted), from its closing stats; (-1, -1) without one."""
     if not stats:
-        return -1
-    return int(stats["cameras"][CAMERA]["parts"])
+        return -1, -1
+    return int(stats["cameras"][CAMERA]["parts"]), int(stats["mqtt"]["publish_failed"])
 
 
 def _capture_wall(payload: dict[str, Any]) -> float:
@@ -274,6 +276,7 @@ def figures(
     process: MeasuredProcess,
     arrivals: list[Arrival],
     stages_ms: dict[str, dict[str, float]],
+    unsent: int = 0,
 ) -> RunFigures:
     if not arrivals:
         tail = process.log.read_text(errors="replace")[-600:]
@@ -289,6 +292,7 @@ def figures(
         threads=threads,
         frames_in=frames_in,
         published=published,
+        unsent=unsent,
         results=len(arrivals),
         seconds=seconds,
         fps=(len(arrivals) - 1) / seconds if seconds > 0 else 0.0,

@@ -30,6 +30,7 @@ class SoakResult:
     minutes: float
     fps_in: float
     published: int  # results the agent published (its closing stats)
+    unsent: int  # of those, not sent: QoS 0 before the first connection (counted by the agent)
     results: int  # results received by the benchmark's subscriber
     rss_start_mb: float
     rss_end_mb: float
@@ -96,8 +97,8 @@ def run_soak(
             )  # fmt: skip
         finally:
             listener.close()
-    published = published_results(inbox.stats)
-    run = figures("agent", threads, published, published, process, inbox.results, {})
+    published, unsent = published_results(inbox.stats)
+    run = figures("agent", threads, published, published, process, inbox.results, {}, unsent)
     samples = process.samples
     # Start: once warmed up (the interpreter's first invokes, the first event's JPEG encoder, paho's
     # buffers allocate), 30 s or a tenth of the soak after the first result, whichever is shorter.
@@ -108,6 +109,7 @@ def run_soak(
         minutes=(end.mono - start.mono) / 60,
         fps_in=fps,
         published=published,
+        unsent=unsent,
         results=run.results,
         rss_start_mb=start.rss_mb,
         rss_end_mb=end.rss_mb,
