@@ -91,8 +91,8 @@ def write_agent_config(
 
     ``cooldown_s``: at most one NG event (annotated JPEG, image store, outbox) per this many seconds, as a
     continuous-trigger line would be set up; 0 makes every NG frame an event. Stats go out only at
-    shutdown (one message over the whole run: its per-stage percentiles cover every frame); images and
-    the outbox live beside the config.
+    shutdown (one message over the whole run: its per-stage percentiles cover every frame); the images
+    and the outbox live beside the config, named after ``device`` (one per run).
     """
     camera: dict[str, Any] = {
         "source": str(video.resolve()),
@@ -112,6 +112,8 @@ def write_agent_config(
         "cameras": {CAMERA: camera},
         "decision": {"cooldown_s": cooldown_s},
         "images": {"dir": str(path.parent / f"{device}-images"), "max_count": 200},
+        # Each run its own outbox: two agents on one SQLite outbox would ack each other's rows.
+        "outbox": {"path": str(path.parent / f"{device}-outbox.sqlite3")},
         "logging": {"level": "WARNING"},
     }
     path.write_text(yaml.safe_dump(config, sort_keys=False))
