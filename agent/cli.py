@@ -109,12 +109,10 @@ def _bench_pipeline(args: argparse.Namespace) -> int:
 
     threads = [int(t) for t in args.threads.split(",")]
     sources = [source_of(v) for v in args.video or []]
-    for text in args.resolution or ([] if sources else ["1280x720"]):
-        width, _, height = text.partition("x")
-        sources.append(line_source(args.workdir, int(width), int(height), args.seconds))
+    for width, height in args.resolution or ([] if sources else [(1280, 720)]):
+        sources.append(line_source(args.workdir, width, height, args.seconds))
     if args.roi:
-        x, y, w, h = (int(v) for v in args.roi.split(","))
-        sources = [dataclasses.replace(s, roi=(x, y, w, h)) for s in sources]
+        sources = [dataclasses.replace(s, roi=args.roi) for s in sources]
     return run_pipeline_bench(
         args.model, sources, threads, args.rounds, args.paced_fps, args.paced_frames, args.workdir, args.out,
         args.baseline, args.reduce or 1,
@@ -137,6 +135,25 @@ def _bench_soak(args: argparse.Namespace) -> int:
         args.out,
         args.plot,
     )
+
+
+def _ints(text: str, separator: str, count: int, what: str) -> tuple[int, ...]:
+    """``"1280x720"`` -> (1280, 720) for argparse ``type=``: a bad value is a usage error (exit 2)."""
+    try:
+        values = tuple(int(v) for v in text.split(separator))
+    except ValueError:
+        values = ()
+    if len(values) != count or min(values) < 0:
+        raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}")
+    return values
+
+
+def _resolution(text: str) -> tuple[int, ...]:
+    return _ints(text, "x", 2, "WIDTHxHEIGHT like 1280x720")
+
+
+def _roi(text: str) -> tuple[int, ...]:
+    return _ints(text, ",", 4, "x,y,width,height like 0,40,1280,640")
 
 
 def _check_config(args: argparse.Namespace) -> int:
@@ -188,9 +205,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--video", type=Path, action="append", help="a video file (ROI from line.json beside it)"
     )
     pipe.add_argument(
-        "--resolution", action="append", help="generate a line video WxH (default 1280x720 without --video)"
+        "--resolution",
+        type=_resolution,
+        action="append",
+        help="generate a line video WxH (default 1280x720 without --video)",
     )
-    pipe.add_argument("--roi", help="x,y,width,height for every source (default: the belt, or the frame)")
+    pipe.add_argument(
+        "--roi", type=_roi, help="x,y,width,height for every source (default: the belt, or the frame)"
+    )
     pipe.add_argument("--seconds", type=float, default=20, help="length of generated videos at 30 fps")
     pipe.add_argument("--threads", default="1,2", help="interpreter thread counts to compare")
     pipe.add_argument("--rounds", type=int, default=3, help="alternating agent/naive rounds (median kept)")

@@ -116,3 +116,10 @@ def test_proc_sample_reads_a_live_process_and_none_once_it_is_gone() -> None:
         child.wait(5)
     assert proc_sample(child.pid) is None
     assert proc_sample(os.getpid()) is not None
+
+
+@pytest.mark.parametrize("bad", [["--resolution", "1280by720"], ["--roi", "0,40,1280"], ["--reduce", "3"]])
+def test_pipeline_bench_bad_arguments_are_usage_errors(bad: list[str]) -> None:
+    with pytest.raises(SystemExit) as info:
+        main(["bench-pipeline", "--model", str(DEMO_MODEL), *bad])
+    assert info.value.code == 2
