@@ -7,7 +7,7 @@ PIP    := $(PY) -m pip
 AGENT_VENV ?= .venv-agent
 APY := $(AGENT_VENV)/bin/python
 
-.PHONY: demo test lint typecheck check venv venv-dev model-demo demo-model model-report clean
+.PHONY: demo test lint typecheck check venv venv-dev model-demo demo-model model-report bench clean
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -58,6 +58,10 @@ check: lint typecheck test
 ## A larger run of the toolchain demo (all four variants on 2,000 / 1,000 images).
 model-report: $(VENV)/.dev-installed
 	$(PY) scripts/model_demo.py --out out/model-report --train-count 2000 --test-count 1000 --epochs 40
+
+## The benchmark suite (docs/performance.md): pipeline vs naive vs ceilings, sweeps, dtypes, soak (~25 min).
+bench: $(VENV)/.dev-installed
+	PYTHON=$(PY) benchmarks/run.sh
 
 clean:
 	rm -rf out .pytest_cache .mypy_cache .ruff_cache

@@ -9,7 +9,9 @@
 
 The machine may be shared and noisy, so the runs alternate between variants (round robin in
 blocks) and the table prints ratios against the first model, which hold better than absolute times.
-This is the first part of the benchmark suite; the full pipeline and the naive baseline come next.
+For an MJPG video it also times JPEG decodes of the same frames (full, greyscale, 1/2 and 1/4 size):
+what a cheaper decode would raise the decode ceiling to. The whole agent against these ceilings and the
+naive loop: ``inspect-agent bench-pipeline`` (agent/bench_pipeline.py).
 """
 
 from __future__ import annotations
@@ -26,7 +28,14 @@ import numpy as np
 from agent.model import TFLiteModel
 from agent.status import ExitStatus, InspectError
 
-__all__ = ["DecodeResult", "InvokeResult", "decode_ceiling", "invoke_ceiling", "run_bench"]
+__all__ = [
+    "DecodeResult",
+    "InvokeResult",
+    "decode_ceiling",
+    "invoke_ceiling",
+    "jpeg_decode_variants",
+    "run_bench",
+]
 
 _BLOCK = 20  # invokes per turn in the round robin
 
@@ -45,11 +54,22 @@ class InvokeResult:
 @dataclass(frozen=True)
 class DecodeResult:
     video: str
-    width: int
+    width: int  # of the decoded image (a reduced decode gives a smaller one)
     height: int
     frames: int
     p50_ms: float
     per_second: float
+    mode: str = "capture"  # cv2.VideoCapture.read, as the agent's grabber decodes
+
+
+# JPEG decodes of the same MJPG frames, what a cheaper decode would save: libjpeg-turbo scales while it
+# decodes (1/2, 1/4: fewer IDCT coefficients), greyscale skips the chroma.
+_JPEG_MODES = {
+    "imdecode": cv2.IMREAD_COLOR,
+    "imdecode-gray": cv2.IMREAD_GRAYSCALE,
+    "imdecode-reduced-2": cv2.IMREAD_REDUCED_COLOR_2,
+    "imdecode-reduced-4": cv2.IMREAD_REDUCED_COLOR_4,
+}
 
 
 def _random_input(model: TFLiteModel, rng: np.random.Generator) -> np.ndarray:
@@ -113,12 +133,64 @@ def decode_ceiling(video: Path, frames: int) -> DecodeResult:
     )
 
 
+def _mjpeg_packets(video: Path, frames: int) -> list[np.ndarray]:
+    """The video's compressed frames as they are stored (FFmpeg raw mode); empty unless they are JPEGs."""
+    capture = cv2.VideoCapture(str(video), cv2.CAP_FFMPEG)
+    packets: list[np.ndarray] = []
+    try:
+        if not capture.set(cv2.CAP_PROP_FORMAT, -1):
+            return []
+        while len(packets) < frames:
+            ok, packet = capture.read()
+            if not ok or packet is None:
+                break
+            packets.append(packet.reshape(-1).copy())
+    finally:
+        capture.release()
+    if not packets or bytes(packets[0][:2]) != b"\xff\xd8":  # JPEG start-of-image: MJPG only
+        return []
+    return packets
+
+
+def jpeg_decode_variants(video: Path, frames: int) -> list[DecodeResult]:
+    """Full, greyscale and reduced-size JPEG decodes of an MJPG video's frames, interleaved in blocks."""
+    packets = _mjpeg_packets(video, min(frames, 100))
+    if not packets:
+        return []
+    times: dict[str, list[float]] = {mode: [] for mode in _JPEG_MODES}
+    shapes: dict[str, tuple[int, ...]] = {}
+    k = 0
+    while min(len(t) for t in times.values()) < frames:
+        for mode, flag in _JPEG_MODES.items():
+            for i in range(_BLOCK):
+                packet = packets[(k + i) % len(packets)]
+                started = time.perf_counter()
+                image = cv2.imdecode(packet, flag)
+                times[mode].append((time.perf_counter() - started) * 1000)
+                if image is None:
+                    raise InspectError(
+                        f"{video}: frame {(k + i) % len(packets)} is not a JPEG", ExitStatus.DATA_ERROR
+                    )
+                shapes[mode] = image.shape
+        k += _BLOCK
+    results = []
+    for mode, samples in times.items():
+        ms = np.asarray(samples[:frames])
+        height, width = shapes[mode][:2]
+        per_second = float(1000 / ms.mean())
+        results.append(
+            DecodeResult(str(video), width, height, frames, float(np.percentile(ms, 50)), per_second, mode)
+        )
+    return results
+
+
 def run_bench(
     models: list[Path], threads: list[int] | None, runs: int, video: Path | None, out: Path | None
 ) -> int:
     threads = threads or sorted({1, 2, os.cpu_count() or 1})
     invoke = invoke_ceiling(models, threads, runs)
     decode = decode_ceiling(video, min(runs, 300)) if video else None
+    variants = jpeg_decode_variants(video, min(runs, 300)) if video else []
     base = {r.threads: r for r in invoke if r.model == str(models[0])}
     print(f"{'model':<44} {'input':<22} {'thr':>3} {'p50 ms':>8} {'p90 ms':>8} {'per s':>8} {'vs first':>8}")
     for r in invoke:
@@ -132,11 +204,14 @@ def run_bench(
             f"{decode.per_second:.0f} frames/s; ceiling with {Path(invoke[0].model).name} at "
             f"{invoke[0].threads} thread(s): {min(decode.per_second, invoke[0].per_second):.0f} frames/s"
         )
+        for v in variants:
+            print(f"  {v.mode:<19} {v.width}x{v.height}: p50 {v.p50_ms:.2f} ms, {v.per_second:.0f} frames/s")
     if out:
         payload = {
             "machine": {"cpus": os.cpu_count(), "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())},
             "invoke": [asdict(r) for r in invoke],
             "decode": asdict(decode) if decode else None,
+            "decode_variants": [asdict(v) for v in variants],
         }
         out.write_text(json.dumps(payload, indent=2) + "\n")
         print(f"wrote {out}")

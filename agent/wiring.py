@@ -61,6 +61,7 @@ def source_spec(camera_id: str, camera: CameraConfig) -> SourceSpec:
         fourcc=camera.fourcc,
         loop=camera.loop,
         realtime=camera.realtime,
+        reduce=camera.reduce,
         reconnect_min_s=camera.reconnect_min_s,
         reconnect_max_s=camera.reconnect_max_s,
         stall_timeout_s=camera.stall_timeout_s,
@@ -68,8 +69,12 @@ def source_spec(camera_id: str, camera: CameraConfig) -> SourceSpec:
 
 
 def roi_box(camera: CameraConfig) -> Box | None:
-    roi = camera.roi
-    return None if roi is None else (roi.x, roi.y, roi.width, roi.height)
+    """The ROI in the pixels of the frames the source delivers (``reduce`` shrinks them, not the config)."""
+    roi, r = camera.roi, camera.reduce
+    if roi is None:
+        return None
+    x, y = roi.x // r, roi.y // r
+    return (x, y, max(1, (roi.x + roi.width) // r - x), max(1, (roi.y + roi.height) // r - y))
 
 
 def trigger_for(camera: CameraConfig) -> Trigger:

@@ -95,6 +95,12 @@ def test_minimal_config_fills_defaults() -> None:
         ({"cameras__line1__source": "ftp://cam/x"}, "cameras.line1.source", "unsupported URL scheme"),
         ({"cameras__line1__fourcc": "MJPEG"}, "cameras.line1.fourcc", "4 ASCII characters"),
         ({"cameras__line1__reconnect_min_s": 60}, "cameras.line1.reconnect_min_s", "must not exceed"),
+        ({"cameras__line1__reduce": 3}, "cameras.line1.reduce", "must be one of 1, 2, 4, 8"),
+        (
+            {"cameras__line1__source": "0", "cameras__line1__reduce": 2},
+            "cameras.line1.reduce",
+            "not to a device",
+        ),
         ({"mqtt__prefix": "inspect/#"}, "mqtt.prefix", "wildcards"),  # '#' in the prefix
         ({"mqtt__prefix": "/inspect"}, "mqtt.prefix", "start or end with '/'"),
         ({"mqtt__qos_events": 3}, "mqtt.qos_events", "must be one of 0, 1, 2"),

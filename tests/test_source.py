@@ -151,6 +151,7 @@ def test_redact_hides_credentials() -> None:
     ("change", "message"),
     [
         ({"reduce": 3}, "reduce must be 1, 2, 4 or 8, got 3"),
+        ({"reduce": 2}, "reduce applies to video files and image folders, not to devices"),
         ({"frozen_after": 1}, "frozen_after must be 0 (off) or >= 2"),
         ({"fourcc": "MJPEG"}, "fourcc must be 4 characters"),
         ({"reconnect_min_s": 5, "reconnect_max_s": 1}, "reconnect_min_s <= reconnect_max_s"),
@@ -298,6 +299,33 @@ def test_folder_reduce_and_grayscale_hooks(tmp_path: Path) -> None:
     reader.close()
     assert item is not None
     assert item[0].shape == (H // 2, W // 2)
+
+
+def test_file_reduce_decodes_mjpg_frames_smaller_and_loops(
+    tmp_path: Path, grab: Callable[..., Grabber]
+) -> None:
+    path = write_video(tmp_path / "clip.avi", 5)
+    frames = drain(grab(SourceSpec("c1", str(path), loop=True, realtime=False, reduce=2)), limit=7)
+    assert [f.source_pos for f in frames] == [0, 1, 2, 3, 4, 0, 1]
+    assert all(f.image.shape == (H // 2, W // 2, 3) for f in frames)
+    assert [bar_of(cv2.resize(f.image, (W, H))) for f in frames] == [f.source_pos for f in frames]
+    grey = drain(grab(SourceSpec("c2", str(path), realtime=False, reduce=4, grayscale=True)))
+    assert [f.image.shape for f in grey] == [(H // 4, W // 4)] * 5  # decoded straight to grey
+
+
+def test_file_reduce_needs_an_mjpg_video(tmp_path: Path) -> None:
+    path = tmp_path / "clip.mp4"
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*"mp4v"), 20.0, (W, H))
+    for i in range(3):
+        writer.write(bar_image(i))
+    writer.release()
+    reader = make_reader(SourceSpec("c1", str(path), realtime=False, reduce=2), threading.Event())
+    reader.open()
+    try:
+        with pytest.raises(SourceError, match="reduce needs an MJPG video"):
+            reader.read()
+    finally:
+        reader.close()
 
 
 # ---- HTTP MJPEG ---------------------------------------------------------------------------------

@@ -106,6 +106,12 @@ class CameraConfig(ConfigModel):
     realtime: bool = Field(
         default=True, description="Video files: pace at the file's fps (false = as fast as possible)."
     )
+    reduce: Literal[1, 2, 4, 8] = Field(
+        default=1,
+        description="Video files (MJPG) and image folders: decode JPEG frames at 1/2, 1/4 or 1/8 size, "
+        "several times cheaper than a full decode and resize (docs/performance.md). Frames, boxes and "
+        "event images are then that size; the roi stays in full-size source pixels.",
+    )
     reconnect_min_s: float = Field(
         default=0.5, gt=0, description="First delay before reopening a lost source."
     )
@@ -151,6 +157,10 @@ class CameraConfig(ConfigModel):
     def _check(self) -> CameraConfig:
         if self.reconnect_min_s > self.reconnect_max_s:
             raise FieldError("reconnect_min_s", f"must not exceed reconnect_max_s ({self.reconnect_max_s:g})")
+        if self.reduce != 1 and self.source_kind in ("device", "url"):
+            raise FieldError(
+                "reduce", f"applies to video files and image folders, not to a {self.source_kind}"
+            )
         return self
 
     @property

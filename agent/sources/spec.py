@@ -38,7 +38,7 @@ class SourceSpec:
     loop: bool = False  # video file: start again at the end instead of ending
     realtime: bool = True  # video file: paced at its native fps (False: as fast as it decodes)
     grayscale: bool = False  # decode hook: deliver single-channel images
-    reduce: int = 1  # decode hook, folders only: 1, 2, 4 or 8 (cv2.IMREAD_REDUCED_*)
+    reduce: int = 1  # decode hook, folders and MJPG video files: 1, 2, 4 or 8 (cv2.IMREAD_REDUCED_*)
     keep_all: bool | None = None
     frozen_after: int = 0  # this many consecutive identical frames = a frozen stream (0 = off)
     reconnect_min_s: float = 0.5
@@ -52,6 +52,8 @@ class SourceSpec:
         where = f"camera {self.camera}"
         if self.reduce not in (1, 2, 4, 8):
             raise ValueError(f"{where}: reduce must be 1, 2, 4 or 8, got {self.reduce}")
+        if self.reduce != 1 and self.kind in ("device", "url"):
+            raise ValueError(f"{where}: reduce applies to video files and image folders, not to {self.kind}s")
         if self.fourcc is not None and len(self.fourcc) != 4:
             raise ValueError(f"{where}: fourcc must be 4 characters like 'MJPG', got {self.fourcc!r}")
         if not 0 < self.reconnect_min_s <= self.reconnect_max_s:
