@@ -6,6 +6,9 @@
     inspect-model convert  --model runs/parts/model.keras --rep-data data/parts --out models/
     inspect-model evaluate --data data/holdout --model models/parts_int8.tflite --out reports/
 
+Sensor time series: the same commands with ``--task timeseries`` (docs/timeseries.md;
+``inspect-model synth --task timeseries --help``).
+
 Each subcommand's ``--help`` lists its options and defaults. Exit codes: see ``agent.status.ExitStatus``.
 """
 
@@ -20,6 +23,7 @@ from collections.abc import Sequence
 from agent import __version__
 from agent.status import run_command
 from tools import calibrate, convert, evaluate, synth, train
+from tools.timeseries import cli as timeseries_cli
 
 __all__ = ["build_parser", "main"]
 
@@ -42,7 +46,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = timeseries_cli.build_parser() if timeseries_cli.wants_timeseries(argv) else build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
