@@ -244,12 +244,13 @@ def write_recording(recording: Recording, out: Path, fmt: str, arguments: dict[s
         table.update(anomaly=recording.anomaly, part_id=recording.part_ids)
         pq.write_table(pa.table(table), out / "series.parquet")
     else:
+        part_ids = recording.part_ids
         with (out / "series.csv").open("w", newline="") as handle:
             writer = csv.writer(handle)
             writer.writerow(columns)
-            for i in range(len(t)):
-                row = [f"{t[i]:.3f}", *(f"{v:.4f}" for v in recording.values[i])]
-                writer.writerow([*row, int(recording.anomaly[i]), int(recording.part_ids[i])])
+            for i, values in enumerate(recording.values.tolist()):
+                row = [f"{t[i]:.3f}", *(f"{v:.4f}" for v in values)]
+                writer.writerow([*row, int(recording.anomaly[i]), int(part_ids[i])])
     with (out / "spans.csv").open("w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(["start", "end", "kind", "channels"])
