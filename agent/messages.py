@@ -222,6 +222,11 @@ class Stats(_Msg):
     outbox: OutboxStats
     mqtt: MqttStats
     process: ProcessStats
+    sensors: dict[str, dict[str, Count]] = Field(
+        default_factory=dict,
+        description="Per sensor group: counters since start (samples, rows, windows, events, and bad input: "
+        "non_numeric, nan, missing_field, unknown_topic, late, clock_jumps, gaps, overflow).",
+    )
 
 
 # --- per part --------------------------------------------------------------------------------------

@@ -2,7 +2,7 @@
 
     python scripts/build_sensor_model.py --out out/sensor-model --models models/sensors
 
-synth (a 2 h training recording and a 30 min held-out one, different seeds) -> train (CNN-LSTM,
+synth (a 4 h training recording and a 30 min held-out one, different seeds) -> train (CNN-LSTM,
 time-ordered split) -> convert to float32, dynamic-range and int8, each checked against Keras ->
 evaluate all variants on the held-out recording -> copy every variant's bundle, ``evaluation.json``
 and the plots into --models. The card of each variant says whether it is ``recommended``.
@@ -27,9 +27,9 @@ def main() -> int:
     add = parser.add_argument
     add("--out", type=Path, default=Path("out/sensor-model"), help="working folder (default: %(default)s)")
     add("--models", type=Path, default=Path("models/sensors"), help="bundle folder (default: %(default)s)")
-    add("--train-seconds", type=float, default=7200, help="training recording (default: %(default)s)")
+    add("--train-seconds", type=float, default=14400, help="training recording (default: %(default)s)")
     add("--test-seconds", type=float, default=1800, help="held-out recording (default: %(default)s)")
-    add("--epochs", type=int, default=30, help="most epochs (early stopping) (default: %(default)s)")
+    add("--epochs", type=int, default=40, help="most epochs (early stopping) (default: %(default)s)")
     args = parser.parse_args()
     out: Path = args.out
     task = ["--task", "timeseries"]

@@ -44,7 +44,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--out", type=Path, required=True, help="report folder")
     p.add_argument(
-        "--target-recall", type=float, default=0.9, help="window recall the reported threshold keeps"
+        "--target-recall", type=float, default=0.8, help="window recall the reported threshold keeps"
     )
     p.add_argument("--latency-runs", type=int, default=200, help="timed single-window invokes (TFLite)")
     p.add_argument("--plot-seconds", type=float, default=900.0, help="seconds of signal in the signals plot")
@@ -168,8 +168,8 @@ def run(args: argparse.Namespace) -> int:
             t[shown],
             values[shown],
             channels,
-            [sp for sp in spans if sp[0] < t[shown][-1]],
-            [d for d in found if d[0] < t[shown][-1]],
+            _clipped(spans, float(t[shown][-1])),
+            _clipped(found, float(t[shown][-1])),
             out / f"signals_{slug}.png",
             model.name,
         )
@@ -181,6 +181,10 @@ def run(args: argparse.Namespace) -> int:
     _print_table(results)
     print(f"wrote {out / 'evaluation.json'} and plots in {out}")
     return int(ExitStatus.OK)
+
+
+def _clipped(intervals: list[tuple[float, float]], end: float) -> list[tuple[float, float]]:
+    return [(start, min(stop, end)) for start, stop in intervals if start < end]
 
 
 def _latency(model: TFLiteModel, window: np.ndarray, runs: int) -> dict[str, float]:

@@ -54,17 +54,17 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--train-stride", type=int, default=2, help="samples between training windows (more = fewer)"
     )
     p.add_argument("--width", type=int, default=16, help="filters of the first convolution")
-    p.add_argument("--epochs", type=int, default=30)
+    p.add_argument("--epochs", type=int, default=40)
     p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--lr", type=float, default=2e-3, help="Adam learning rate")
+    p.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate")
     p.add_argument(
-        "--patience", type=int, default=6, help="early stopping: epochs without val_loss improvement"
+        "--patience", type=int, default=8, help="early stopping: epochs without val_loss improvement"
     )
     p.add_argument(
         "--val-fraction", type=float, default=0.25, help="the last part of the recording validates"
     )
     p.add_argument(
-        "--target-recall", type=float, default=0.9, help="window recall the calibrated threshold keeps"
+        "--target-recall", type=float, default=0.8, help="window recall the calibrated threshold keeps"
     )
     p.add_argument("--no-class-weights", action="store_true", help="do not reweight anomalous windows")
 
