@@ -5,8 +5,9 @@
 Each variant is converted in its own process (an LSTM can crash the converter), loaded back in the
 device's interpreter and compared with the Keras model on ``--rep-samples`` windows of the recording:
 decision agreement at the calibrated threshold, and score differences. The card of every variant says
-whether it is ``recommended``: the smallest variant whose agreement reaches ``--min-agreement``
-(float32 always is). Exit 3 when no quantized variant holds up and one was asked for.
+whether it is ``recommended``: the smallest file among the variants whose agreement reaches
+``--min-agreement`` (the better agreement on a tie). Size is measured, not assumed: an unrolled LSTM
+in full int8 can be larger than its dynamic-range twin. Exit 3 when no variant holds up.
 """
 
 from __future__ import annotations
@@ -45,7 +46,6 @@ __all__ = ["VARIANTS", "SeriesVerification", "add_arguments", "run", "series_inp
 log = logging.getLogger(__name__)
 
 VARIANTS = ("float32", "dynamic", "int8")
-_SIZE_ORDER = ("int8", "dynamic", "float32")  # smallest and fastest first
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -119,7 +119,10 @@ def run(args: argparse.Namespace) -> int:
                 f"{variant:<8} {path.stat().st_size:>9} {check.decision_agreement:>7.4f} "
                 f"{check.max_abs_diff:>10.4f} {check.mean_abs_diff:>11.5f}  {path}"
             )
-    recommended = next((v for v in _SIZE_ORDER if v in results and results[v][1].passed), None)
+    passed = [v for v in results if results[v][1].passed]
+    recommended = min(
+        passed, key=lambda v: (results[v][0].stat().st_size, -results[v][1].decision_agreement), default=None
+    )
     for variant, (path, check, model) in results.items():
         card = _card(name, args, record, variant, path, model, check, variant == recommended)
         save_card(card, card_path_for(path))
