@@ -176,3 +176,31 @@ def _check_events(events: list[dict[str, Any]], recording: Any, base: float) -> 
     print(f"events {len(events)}, precision {precision:.3f}; spans {len(long_spans)}, recall {recall:.3f}")
     assert precision >= 0.8, f"event precision {precision:.3f} ({hits}/{len(events)})"
     assert recall >= 0.6, f"span recall {recall:.3f} ({found}/{len(long_spans)})"
+
+
+@pytest.mark.skipif(not MODEL.is_file(), reason="bundled sensor model missing: scripts/build_sensor_model.py")
+def test_csv_replay_runs_to_the_end_counts_bad_cells_and_exits(mosquitto: Mosquitto, tmp_path: Path) -> None:
+    from tools.timeseries.synth import write_recording
+
+    write_recording(generate(120, 10.0, seed=77, anomalies_per_hour=120), tmp_path, "csv", {})
+    lines = (tmp_path / "series.csv").read_text().splitlines()
+    cells = lines[500].split(",")
+    cells[1], cells[3] = "n/a", "nan"  # temperature not a number, vibration NaN
+    lines[500] = ",".join(cells)
+    (tmp_path / "series.csv").write_text("\n".join(lines) + "\n")
+    config = _config(tmp_path / "agent.yaml", mosquitto)
+    data = yaml.safe_load(config.read_text())
+    data["sensors"]["press1"]["source"] = {"csv": {"path": "series.csv", "speed": 0}}  # relative to the file
+    config.write_text(yaml.safe_dump(data))
+    sub = Subscriber(mosquitto, "inspect/test-dev/#")
+    try:
+        with AgentProcess(config) as agent:
+            assert agent.wait(60) == 0, agent.log()[-2000:]  # ends by itself once the file is inspected
+            counters = _counters(agent.log())
+    finally:
+        sub.close()
+    assert counters["non_numeric"] == 1 and counters["nan"] == 1, counters
+    # rows sit on the absolute 10 Hz grid; the replay starts between two grid times, so one row less
+    assert counters["samples"] == 5 * 1200 - 2 and counters["rows"] in (1199, 1200), counters
+    assert counters["windows"] == 1 + (counters["rows"] - 64) // 8, counters
+    assert counters["events"] == len(payloads(sub, "inspect/test-dev/press1/event", "sensor-event")) > 0

@@ -20,9 +20,9 @@ import sys
 import time
 from collections.abc import Sequence
 
-from agent import __version__
 from agent.status import run_command
 from tools import calibrate, convert, evaluate, synth, train
+from tools._cli_util import program_parser
 from tools.timeseries import cli as timeseries_cli
 
 __all__ = ["build_parser", "main"]
@@ -31,15 +31,7 @@ _COMMANDS = (synth, train, convert, evaluate, calibrate)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="inspect-model",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
-    parser.add_argument("--traceback", action="store_true", help="print the full traceback on errors")
-    subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    parser, subparsers = program_parser(__doc__)
     for module in _COMMANDS:
         module.add_parser(subparsers)
     return parser

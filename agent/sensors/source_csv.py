@@ -13,6 +13,7 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import TextIO
 
 from agent.sensors.counters import ProblemLog, SensorCounters
 from agent.sensors.samples import BadPayload, Sample, parse_number
@@ -54,7 +55,7 @@ class CsvReplaySource:
                 ExitStatus.DATA_ERROR,
             )
 
-    def _open(self):  # type: ignore[no-untyped-def]
+    def _open(self) -> TextIO:
         try:
             return self.path.open(newline="")
         except OSError as exc:

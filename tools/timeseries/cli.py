@@ -13,8 +13,7 @@ import argparse
 from collections.abc import Callable, Sequence
 from types import ModuleType
 
-from agent import __version__
-from tools._cli_util import HelpFormatter
+from tools._cli_util import HelpFormatter, program_parser
 from tools.timeseries import convert, evaluate, synth, train
 
 __all__ = ["COMMANDS", "build_parser", "wants_timeseries"]
@@ -38,13 +37,7 @@ def wants_timeseries(argv: Sequence[str]) -> bool:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="inspect-model", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
-    parser.add_argument("--traceback", action="store_true", help="print the full traceback on errors")
-    subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    parser, subparsers = program_parser(__doc__)
     for name, module in COMMANDS.items():
         p = subparsers.add_parser(
             name,
