@@ -8,6 +8,7 @@ The quality figures come from scripts/build_sensor_model.py (docs/timeseries.md)
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -85,10 +86,25 @@ def test_evaluate_reports_window_and_span_metrics_size_and_latency(run: Path) ->
         assert set(m) >= {"accuracy", "precision", "recall", "f1", "roc_auc", "confusion_matrix"}
         assert sum(map(sum, m["confusion_matrix"])) == m["windows"]
         assert 0.0 <= result["spans"]["recall"] <= 1.0
+        assert result["parts"]["parts"] == 50  # 300 s, one part every 6 s
     assert keras["metrics"]["confusion_matrix"] == tflite["metrics"]["confusion_matrix"]
     assert tflite["latency_ms"]["p50"] > 0 and keras["latency_ms"] is None
     assert (run / "report/signals_tiny_float32_tflite.png").stat().st_size > 0
     assert TFLiteModel(run / "models/tiny_float32.tflite").inputs[0].shape == [1, 32, 5]
+
+
+def test_a_failing_conversion_is_one_clear_error(run: Path, tmp_path: Path) -> None:
+    record = json.loads((run / "run/training.json").read_text())
+    record["architecture"] = "transformer"  # the converter process cannot rebuild it: it fails, we do not
+    (tmp_path / "training.json").write_text(json.dumps(record))
+    shutil.copy(run / "run/model.keras", tmp_path / "model.keras")
+    argv = ["convert", *TS, "--model", str(tmp_path / "model.keras"), "--out", str(tmp_path / "o")]
+    expected = "TFLite converter failed for the float32 variant: ValueError: architecture"
+    with pytest.raises(InspectError, match=expected):
+        from tools.timeseries import convert
+        from tools.timeseries.cli import build_parser
+
+        convert.run(build_parser().parse_args([*argv, "--variants", "float32", "--rep-samples", "10"]))
 
 
 def test_convert_refuses_an_image_training_record(run: Path, tmp_path: Path) -> None:

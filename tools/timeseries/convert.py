@@ -97,7 +97,12 @@ def run(args: argparse.Namespace) -> int:
     import_tensorflow()
     import keras
 
-    reference = keras.models.load_model(str(args.model), compile=False).predict(rep, verbose=0).reshape(-1)
+    try:
+        source = keras.models.load_model(str(args.model), compile=False)
+    except Exception as exc:  # Keras raises many types for a damaged file
+        reason = str(exc).strip()[:200] or type(exc).__name__
+        raise InspectError(f"cannot read model {args.model}: {reason}", ExitStatus.DATA_ERROR) from exc
+    reference = source.predict(rep, verbose=0).reshape(-1)
     threshold = float(record["thresholds"]["defect"])
     results: dict[str, tuple[Path, SeriesVerification, TFLiteModel]] = {}
     print(f"{'variant':<8} {'bytes':>9} {'agree':>7} {'max |diff|':>10} {'mean |diff|':>11}  file")

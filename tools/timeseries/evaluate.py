@@ -5,7 +5,8 @@
 
 For each model: accuracy, precision, recall, F1, ROC-AUC and the confusion matrix of its windows at the
 card's threshold; the threshold that keeps ``--target-recall``; span precision/recall (flagged windows
-merged into detections, compared with the labelled spans); file size and time per inference. Writes
+merged into detections, compared with the labelled spans); part quality (a produced part in ``parts.csv`` is
+predicted NG when a detection overlaps it); file size and time per inference. Writes
 ``evaluation.json``, ``roc.png``, ``confusion_<model>.png`` and ``signals_<model>.png`` (the first
 ``--plot-seconds`` of the signals with labelled vs detected spans).
 """
@@ -27,8 +28,8 @@ from tools._cli_util import ensure_output_dir, require_file
 from tools.metrics import threshold_for_recall
 from tools.report import dump_json
 from tools.timeseries.convert import window_scores
-from tools.timeseries.metrics import binary_metrics, span_metrics
-from tools.timeseries.synth import read_series, read_spans
+from tools.timeseries.metrics import binary_metrics, part_metrics, span_metrics
+from tools.timeseries.synth import read_parts, read_series, read_spans
 from tools.timeseries.train import training_record
 from tools.timeseries.windows import Standardizer, make_windows
 
@@ -119,6 +120,7 @@ def run(args: argparse.Namespace) -> int:
     out = ensure_output_dir(args.out)
     channels, t, values, anomaly = read_series(args.data)
     spans = [(s.start, s.end) for s in read_spans(args.data)]
+    parts = read_parts(args.data)
     results = []
     roc: dict[str, tuple[np.ndarray, np.ndarray, float | None]] = {}
     from sklearn.metrics import roc_curve
@@ -151,6 +153,7 @@ def run(args: argparse.Namespace) -> int:
             "threshold_for_target_recall": choice.as_dict(),
             "metrics_at_target_threshold": binary_metrics(windows.y, scores, choice.threshold),
             "spans": span_metrics(found, spans),
+            "parts": part_metrics(found, parts),
             "latency_ms": _latency(model.tflite, windows.x[0], args.latency_runs) if model.tflite else None,
         }
         results.append(result)
@@ -201,14 +204,15 @@ def _latency(model: TFLiteModel, window: np.ndarray, runs: int) -> dict[str, flo
 def _print_table(results: list[dict[str, Any]]) -> None:
     print(
         f"{'model':<28} {'bytes':>9} {'acc':>6} {'P':>6} {'R':>6} {'F1':>6} {'AUC':>6} "
-        f"{'spanP':>6} {'spanR':>6} {'ms':>6}"
+        f"{'spanP':>6} {'spanR':>6} {'partF1':>6} {'ms':>6}"
     )
     for r in results:
-        m, sp, lat = r["metrics"], r["spans"], r["latency_ms"]
+        m, sp, lat, parts = r["metrics"], r["spans"], r["latency_ms"], r["parts"]
         auc = f"{m['roc_auc']:.4f}" if m["roc_auc"] is not None else "n/a"
-        ms = f"{lat['p50']:.2f}" if lat else "n/a"
+        ms = f"{lat['p50']:.3f}" if lat else "n/a"
+        part_f1 = f"{parts['f1']:.3f}" if parts else "n/a"
         print(
             f"{r['name']:<28} {r['size_bytes']:>9} {m['accuracy']:>6.4f} {m['precision']:>6.3f} "
             f"{m['recall']:>6.3f} {m['f1']:>6.3f} {auc:>6} {sp['precision']:>6.3f} {sp['recall']:>6.3f} "
-            f"{ms:>6}"
+            f"{part_f1:>6} {ms:>6}"
         )

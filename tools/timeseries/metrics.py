@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["binary_metrics", "span_metrics"]
+__all__ = ["binary_metrics", "part_metrics", "span_metrics"]
 
 
 def binary_metrics(y_true: np.ndarray, scores: np.ndarray, threshold: float) -> dict[str, Any]:
@@ -39,6 +39,20 @@ def binary_metrics(y_true: np.ndarray, scores: np.ndarray, threshold: float) -> 
         "roc_auc": float(roc_auc_score(y_true, scores)) if both else None,
         "confusion_matrix": confusion_matrix(y_true, y_pred, labels=[0, 1]).tolist(),
     }
+
+
+def part_metrics(
+    detected: Sequence[tuple[float, float]], parts: Sequence[tuple[float, float, bool]]
+) -> dict[str, Any] | None:
+    """Quality per produced part: NG when a detection overlaps the part's time. None without parts."""
+    if not parts:
+        return None
+    y_true = np.array([ng for _s, _e, ng in parts], dtype=int)
+    flagged = np.array([any(d0 < end and start < d1 for d0, d1 in detected) for start, end, _ng in parts])
+    result = binary_metrics(y_true, flagged.astype(float), 0.5)
+    result.pop("threshold")
+    result["parts"], result["parts_ng"] = result.pop("windows"), result.pop("anomalous_windows")
+    return result
 
 
 def span_metrics(

@@ -38,6 +38,7 @@ __all__ = [
     "Span",
     "add_arguments",
     "generate",
+    "read_parts",
     "read_series",
     "read_spans",
     "run",
@@ -321,6 +322,15 @@ def _read_parquet(path: Path) -> tuple[list[str], np.ndarray, np.ndarray, np.nda
     values = np.stack([table[c].to_numpy() for c in channels], axis=1).astype(np.float32)
     anomaly = table["anomaly"].to_numpy().astype(np.uint8)
     return channels, table["t"].to_numpy(), values, anomaly
+
+
+def read_parts(folder: Path) -> list[tuple[float, float, bool]]:
+    """(start, end, ng) of every produced part in ``parts.csv``; empty when the folder has none."""
+    path = folder / "parts.csv"
+    if not path.is_file():
+        return []
+    with path.open(newline="") as handle:
+        return [(float(r["start"]), float(r["end"]), r["ng"] == "1") for r in csv.DictReader(handle)]
 
 
 def read_spans(folder: Path) -> list[Span]:
