@@ -17,6 +17,7 @@ __all__ = [
     "SCHEMA_VERSION",
     "CameraState",
     "CameraStats",
+    "ChannelContribution",
     "Event",
     "FrameInfo",
     "ImageRef",
@@ -29,6 +30,8 @@ __all__ = [
     "Region",
     "Reply",
     "Result",
+    "SensorEvent",
+    "SensorWindow",
     "State",
     "Stats",
     "Topics",
@@ -219,6 +222,11 @@ class Stats(_Msg):
     outbox: OutboxStats
     mqtt: MqttStats
     process: ProcessStats
+    sensors: dict[str, dict[str, Count]] = Field(
+        default_factory=dict,
+        description="Per sensor group: counters since start (samples, rows, windows, events, and bad input: "
+        "non_numeric, nan, missing_field, unknown_topic, late, clock_jumps, gaps, overflow).",
+    )
 
 
 # --- per part --------------------------------------------------------------------------------------
@@ -302,6 +310,46 @@ class Event(_Msg):
     model: ModelRef
     images: list[ImageRef] = Field(default_factory=list, description="JPEGs published for this event.")
     frame: FrameInfo
+
+
+# --- sensor groups (docs/timeseries.md) -----------------------------------------------------------
+
+
+class SensorWindow(_Msg):
+    start: Timestamp = Field(description="Time of the window's first sample.")
+    end: Timestamp = Field(description="Time of the window's last sample.")
+    samples: Count = Field(description="Samples per channel in the window (the model's window length).")
+    sample_rate_hz: float = Field(gt=0, description="The model's sample rate the channels were resampled to.")
+
+
+class ChannelContribution(_Msg):
+    channel: str
+    contribution: Unit = Field(
+        description="How much the anomaly score drops when this channel alone is replaced by its last "
+        "normal stretch (occlusion): 0 = not involved."
+    )
+    z_max: float = Field(ge=0, description="Largest |standardised value| of the channel in the window.")
+
+
+class SensorEvent(_Msg):
+    """One anomalous sensor window, QoS 1 on ``<prefix>/<device>/<group>/event``; delivered at least once."""
+
+    event_id: str = Field(pattern=_ID_RE.pattern, description="Dedup key, stable across re-sends.")
+    ts: Timestamp = Field(description="Time of the window's last sample.")
+    seq: Count = Field(description="Per group, +1 per inspected window since the agent started.")
+    device: str
+    group: str = Field(description="The sensor group id (as in the topic).")
+    kind: Literal["sensor"] = Field(default="sensor", description="Tells sensor events from camera events.")
+    verdict: Verdict
+    label: str = Field(description="The model's anomaly label.")
+    score: Unit = Field(description="Anomaly score of the window.")
+    threshold: Unit = Field(description="Threshold the score was compared with (NG when greater).")
+    window: SensorWindow
+    channels: list[ChannelContribution] = Field(
+        description="Channels that contributed, largest contribution first (all channels are ranked when "
+        "none stands out)."
+    )
+    model: ModelRef
 
 
 # --- command replies -------------------------------------------------------------------------------

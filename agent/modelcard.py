@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
@@ -23,16 +23,21 @@ __all__ = [
     "InputSpec",
     "ModelCard",
     "QuantParams",
+    "SeriesInputSpec",
+    "SeriesModelCard",
     "TensorSpec",
     "Thresholds",
     "card_path_for",
     "file_sha256",
     "load_card",
+    "load_series_card",
     "save_card",
 ]
 
 CARD_SUFFIX = ".json"
 SCHEMA_VERSION = 1
+
+_CardT = TypeVar("_CardT", bound="_Card")
 
 Dtype = Literal["float32", "float16", "uint8", "int8", "int32", "int64", "bool"]
 
@@ -102,6 +107,37 @@ class InputSpec(TensorSpec):
         return self.shape[3]
 
 
+class SeriesInputSpec(TensorSpec):
+    """How sensor samples become the input tensor of a time-series model.
+
+    The agent resamples each channel to ``sample_rate_hz``, keeps the last ``window`` samples and
+    runs the model every ``stride`` new samples. The value fed to the network is
+    ``(sample - mean) / std`` per channel (fitted on the training part of the recording only).
+    """
+
+    channels: list[str] = Field(min_length=1, description="Channel names, in input order.")
+    sample_rate_hz: float = Field(gt=0, description="Rate the model was trained at.")
+    window: int = Field(ge=2, description="Samples per window.")
+    stride: int = Field(ge=1, description="Samples between two inferences.")
+    horizon: int = Field(default=0, ge=0, description="Samples ahead the label looked (0: detection only).")
+    mean: list[float] = Field(description="Per-channel mean subtracted before the model.")
+    std: list[float] = Field(description="Per-channel std dividing (sample - mean).")
+
+    @model_validator(mode="after")
+    def _check(self) -> SeriesInputSpec:
+        expected = [1, self.window, len(self.channels)]
+        if self.shape != expected:
+            raise ValueError(f"input shape must be [1, window, channels] = {expected}, got {self.shape}")
+        for key in ("mean", "std"):
+            if len(getattr(self, key)) != len(self.channels):
+                raise ValueError(f"{key} must have one value per channel ({len(self.channels)})")
+        if any(s <= 0 for s in self.std):
+            raise ValueError("std values must be > 0")
+        if len(set(self.channels)) != len(self.channels):
+            raise ValueError(f"channels must be unique, got {self.channels}")
+        return self
+
+
 class Thresholds(_Strict):
     """Decision thresholds on the defect score (1 - p(good)); a score equal to the threshold is good."""
 
@@ -113,7 +149,9 @@ class Thresholds(_Strict):
     target_recall: float | None = None
 
 
-class ModelCard(_Strict):
+class _Card(_Strict):
+    """What every card has; ``ModelCard`` (images) and ``SeriesModelCard`` (sensors) add their input."""
+
     schema_version: int = SCHEMA_VERSION
     name: str
     version: str = "1"
@@ -121,7 +159,7 @@ class ModelCard(_Strict):
     labels: list[str] = Field(min_length=1)
     good_label: str | None = None
     quantization: Literal["float32", "float16", "dynamic", "int8"]
-    input: InputSpec
+    input: TensorSpec
     outputs: list[TensorSpec] = Field(min_length=1)
     thresholds: Thresholds = Field(default_factory=Thresholds)
     metrics: dict[str, Any] = Field(default_factory=dict)
@@ -134,7 +172,7 @@ class ModelCard(_Strict):
     created: str
 
     @model_validator(mode="after")
-    def _check_labels(self) -> ModelCard:
+    def _check_labels(self) -> _Card:
         if self.good_label is not None and self.good_label not in self.labels:
             raise ValueError(f"good_label {self.good_label!r} is not one of labels {self.labels}")
         if len(set(self.labels)) != len(self.labels):
@@ -183,6 +221,22 @@ class ModelCard(_Strict):
         return [label for label in self.labels if label != self.good_label]
 
 
+class ModelCard(_Card):
+    """The card of an image model."""
+
+    input: InputSpec
+
+
+class SeriesModelCard(_Card):
+    """The card of a sensor time-series model: one sigmoid output, the anomaly score."""
+
+    task: Literal["timeseries"] = "timeseries"
+    input: SeriesInputSpec
+    recommended: bool = Field(
+        default=True, description="False when this variant's agreement with float32 was not good enough."
+    )
+
+
 def card_path_for(tflite_path: Path) -> Path:
     return tflite_path.with_suffix(CARD_SUFFIX)
 
@@ -196,15 +250,40 @@ def file_sha256(path: Path) -> str:
 
 
 def load_card(path: Path) -> ModelCard:
-    """Read and validate a card; errors name the file and the offending field."""
+    """Read and validate an image model's card; errors name the file and the offending field."""
+    raw = _read_card(path)
+    if isinstance(raw, dict) and raw.get("task") == "timeseries":
+        raise InspectError(
+            f"model card {path} is a time-series model: configure it under `sensors:`, not `model:`",
+            ExitStatus.DATA_ERROR,
+        )
+    return _validated(ModelCard, raw, path)
+
+
+def load_series_card(path: Path) -> SeriesModelCard:
+    """Read and validate a sensor model's card."""
+    raw = _read_card(path)
+    if isinstance(raw, dict) and raw.get("task") != "timeseries":
+        raise InspectError(
+            f"model card {path} is a {raw.get('task', 'classification')} model, not a time-series one",
+            ExitStatus.DATA_ERROR,
+        )
+    return _validated(SeriesModelCard, raw, path)
+
+
+def _read_card(path: Path) -> Any:
     try:
         raw = json.loads(path.read_text())
     except FileNotFoundError as exc:
         raise InspectError(f"model card not found: {path}", ExitStatus.NO_INPUT) from exc
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise InspectError(f"model card {path} is not readable JSON: {exc}", ExitStatus.DATA_ERROR) from exc
+    return raw
+
+
+def _validated(kind: type[_CardT], raw: Any, path: Path) -> _CardT:
     try:
-        return ModelCard.model_validate(raw)
+        return kind.model_validate(raw)
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(part) for part in first["loc"]) or "(top level)"
@@ -214,5 +293,5 @@ def load_card(path: Path) -> ModelCard:
         ) from exc
 
 
-def save_card(card: ModelCard, path: Path) -> None:
+def save_card(card: _Card, path: Path) -> None:
     path.write_text(json.dumps(card.model_dump(mode="json"), indent=2) + "\n")

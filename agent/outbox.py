@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from agent.messages import Event, Topics
+from agent.messages import Event, SensorEvent, Topics
 from agent.publisher import MqttPublisher
 
 __all__ = ["Outbox", "OutboxForwarder", "OutboxRow"]
@@ -301,6 +301,9 @@ class OutboxForwarder:
 
     def publish_event(self, camera: str, event: Event) -> int | None:
         return self._store(self._suffix(self.topics.event(camera)), event.model_dump_json().encode())
+
+    def publish_sensor_event(self, group: str, event: SensorEvent) -> int | None:
+        return self._store(self._suffix(self.topics.event(group)), event.model_dump_json().encode())
 
     def _suffix(self, topic: str) -> str:
         return topic[len(self.topics.base) + 1 :]

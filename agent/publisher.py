@@ -98,6 +98,9 @@ class MqttPublisher:
         self._down_logged = self._fail_logged = False
         self._last_state: bytes | None = None
         self._reconnects = self._published = self._failed = 0
+        self._subscriptions: dict[
+            str, tuple[int, Callable[[str, bytes], None]]
+        ] = {}  # filter -> (qos, handler)
         self._client = self._make_client()
 
     # --- lifecycle ---------------------------------------------------------------------------------
@@ -192,6 +195,15 @@ class MqttPublisher:
         )
         return ticket.mid if ticket.queued else None
 
+    def subscribe(self, topic_filter: str, qos: int, handler: Callable[[str, bytes], None]) -> None:
+        """Also deliver messages on ``topic_filter`` (a full topic, no prefix added) to
+        ``handler(topic, payload)``, on paho's thread: the handler must be quick and must not block.
+        Renewed on every reconnect."""
+        with self._lock:
+            self._subscriptions[topic_filter] = (qos, handler)
+        if self.connected:
+            self._client.subscribe(topic_filter, qos=qos)
+
     def reply(self, command: str, reply: Reply) -> None:
         self._publish(self.topics.reply(command), _json(reply), 1, False)
 
@@ -237,9 +249,12 @@ class MqttPublisher:
                 self._reconnects += 1
             self._ever_connected, self._down_logged, self._fail_logged = True, False, False
             state = self._last_state
+            extra = [(topic_filter, qos) for topic_filter, (qos, _h) in self._subscriptions.items()]
         log.info("MQTT connected to %s:%d", s.host, s.port)
         try:
             client.subscribe(self.topics.cmd_filter, qos=1)
+            for topic_filter, qos in extra:
+                client.subscribe(topic_filter, qos=qos)
             self._publish(self.topics.available, b"online", 1, True)
             if state is not None:
                 self._publish(self.topics.state, state, 1, True)
@@ -267,6 +282,7 @@ class MqttPublisher:
     def _on_message(self, _c: mqtt.Client, _u: object, msg: mqtt.MQTTMessage) -> None:
         topic = msg.topic
         if not topic.startswith(self.topics.cmd_prefix):
+            self._deliver(topic, bytes(msg.payload))
             return
         name = topic[len(self.topics.cmd_prefix) :]
         if "/" in name:  # e.g. our own .../reply if someone subscribes us wider
@@ -275,6 +291,15 @@ class MqttPublisher:
             self.on_command(name, bytes(msg.payload))
         except Exception:
             log.exception("MQTT command handler failed for %r", name)
+
+    def _deliver(self, topic: str, payload: bytes) -> None:
+        with self._lock:
+            handlers = [h for f, (_q, h) in self._subscriptions.items() if mqtt.topic_matches_sub(f, topic)]
+        for handler in handlers:
+            try:
+                handler(topic, payload)
+            except Exception:
+                log.exception("MQTT handler for %r failed", topic)
 
     def _on_publish(self, _c: mqtt.Client, _u: object, mid: int, _r: object, _p: object) -> None:
         with self._lock:

@@ -28,6 +28,7 @@ from agent.outbox import Outbox, OutboxForwarder
 from agent.pipeline import CameraWorker, EventJob, ModelSlot
 from agent.publisher import MqttPublisher
 from agent.sdnotify import Notifier
+from agent.sensors.group import SensorGroup
 from agent.service_commands import CommandHandler
 from agent.service_health import SystemdHealth
 from agent.service_stats import StatsReporter
@@ -55,6 +56,7 @@ class Agent:
         self.last_error: str | None = None
         self.grabbers: dict[str, Grabber] = {}
         self.workers: dict[str, CameraWorker] = {}
+        self.sensors: dict[str, SensorGroup] = {}
         self._stop = threading.Event()
         self._state_dirty = threading.Event()
         self._commands: queue.SimpleQueue[tuple[str, bytes]] = queue.SimpleQueue()
@@ -74,16 +76,17 @@ class Agent:
     def start(self) -> None:
         """Every step raises InspectError/ConfigError with a one-line message; nothing half-started stays."""
         config = self.config
-        bundle = load_bundle(config.model.path, config.model.threads)
-        self.model = ModelSlot(bundle)
-        log.info(
-            "model %s v%s (%s, %s, %d threads)",
-            bundle.card.name,
-            bundle.card.version,
-            bundle.card.quantization,
-            bundle.model.backend,
-            bundle.model.num_threads,
-        )
+        if config.cameras:  # a sensors-only agent needs no image model
+            bundle = load_bundle(config.model.path, config.model.threads)
+            self.model = ModelSlot(bundle)
+            log.info(
+                "model %s v%s (%s, %s, %d threads)",
+                bundle.card.name,
+                bundle.card.version,
+                bundle.card.quantization,
+                bundle.model.backend,
+                bundle.model.num_threads,
+            )
         images = config.images
         limits = StoreLimits(images.max_count, images.max_bytes, images.max_age_days * 86400)
         store = ImageStore(images.dir, limits)
@@ -112,12 +115,18 @@ class Agent:
         self.events.start()
         for camera_id, camera in config.cameras.items():
             self.start_camera(camera_id, camera)
+        for group_id, group in config.sensors.items():
+            if group.enabled:
+                sensors = SensorGroup(config.device_id, group_id, group, config.sensor_decision(group_id),
+                                      self.forwarder, self.latency)  # fmt: skip
+                self.sensors[group_id] = sensors
+                sensors.start(self.publisher)
         self.publish_state()
 
     def start_camera(self, camera_id: str, camera: CameraConfig) -> None:
         """A grabber and an inspection thread for one camera (nothing for a disabled one)."""
-        assert self.model is not None and self.publisher is not None
-        if not camera.enabled:
+        assert self.publisher is not None
+        if not camera.enabled or self.model is None:
             return
         card = self.model.bundle.card
         grabber = Grabber(source_spec(camera_id, camera), status_listener=self._on_camera_status)
@@ -157,7 +166,8 @@ class Agent:
         assert self.publisher is not None
         while not self._stop.is_set():
             self._tick()
-            if self.workers and all(w.finished for w in self.workers.values()):
+            units = [w.finished for w in self.workers.values()] + [g.finished for g in self.sensors.values()]
+            if units and all(units):
                 log.info("every source has ended; stopping")
                 break
             self._stop.wait(_TICK_S)
@@ -201,6 +211,8 @@ class Agent:
             grabber.stop(timeout=1.0)
         for worker in self.workers.values():
             worker.stop(timeout=max(0.1, deadline - time.monotonic()))
+        for sensors in self.sensors.values():
+            sensors.stop(timeout=max(0.1, deadline - time.monotonic()))
         if self.events is not None:
             self.events.stop(timeout=max(0.5, deadline - time.monotonic()))
         if self.forwarder is not None:
@@ -228,8 +240,6 @@ class Agent:
         self._state_dirty.set()
 
     def state(self) -> State:
-        assert self.model is not None
-        card, model = self.model.bundle.card, self.model.bundle.model
         cameras = {}
         for camera_id, grabber in self.grabbers.items():
             grabbed = grabber.stats()
@@ -248,19 +258,26 @@ class Agent:
             device=self.config.device_id,
             started_at=iso_ts(self.started_wall),
             uptime_s=round(time.monotonic() - self.started_mono, 3),
-            model=ModelInfo(
-                name=card.name,
-                version=card.version,
-                sha256=card.tflite_sha256,
-                labels=card.labels,
-                quantization=card.quantization,
-                interpreter=model.backend,
-            ),
+            model=self._model_info(),
             config_hash=config_hash(self.config),
             cameras=cameras,
             paused=bool(self.workers) and all(w.paused for w in self.workers.values()),
             last_error=self.last_error,
             updated_at=iso_ts(now),
+        )
+
+    def _model_info(self) -> ModelInfo | None:
+        """The image model; None when only sensor groups run (their models are in their events)."""
+        if self.model is None:
+            return None
+        card, model = self.model.bundle.card, self.model.bundle.model
+        return ModelInfo(
+            name=card.name,
+            version=card.version,
+            sha256=card.tflite_sha256,
+            labels=card.labels,
+            quantization=card.quantization,
+            interpreter=model.backend,
         )
 
     def publish_state(self) -> None:

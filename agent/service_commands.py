@@ -129,8 +129,8 @@ class CommandHandler:
     def _reload(self, command: Reload) -> dict[str, Any]:
         """Re-read the config file and apply it: a new model bundle is loaded beside the old one and swapped,
         decision settings apply at once, changed/added/removed cameras are restarted/started/stopped. Sections
-        the running connections depend on (device_id, mqtt, images, outbox, logging) need a restart: they
-        are reported and kept as they run."""
+        the running connections depend on (device_id, mqtt, images, outbox, logging) and sensor groups need a
+        restart: they are reported and kept as they run."""
         agent = self.agent
         if agent.config_path is None:
             message = "the agent was not started from a config file"
@@ -141,7 +141,9 @@ class CommandHandler:
             agent.last_error = f"reload rejected, running config kept: {exc}"
             agent.mark_state_dirty()
             raise
-        assert agent.model is not None
+        if agent.model is None:
+            message = "no cameras run (sensor groups only): restart the agent to apply a new config"
+            raise CommandError(command.name, message, command.request_id)
         old = agent.config
         bundle = agent.model.bundle
         if config.model != old.model or not _same_file(bundle.card.tflite_sha256, config):
@@ -173,7 +175,7 @@ class CommandHandler:
         }
 
 
-_RESTART_SECTIONS = ("device_id", "mqtt", "images", "outbox", "logging")
+_RESTART_SECTIONS = ("device_id", "mqtt", "images", "outbox", "logging", "sensors")
 
 
 def _source_side(camera: Any) -> Any:

@@ -41,9 +41,13 @@ class SystemdHealth:
             index = worker.last_frame.index if worker.last_frame else -1
             if index != self._last_index.get(camera, -1):
                 self._last_index[camera], self._last_flow[camera] = index, now
-        if not self.ready and any(w.frames_processed for w in workers.values()):
+        sensors = self.agent.sensors
+        if not self.ready and (
+            any(w.frames_processed for w in workers.values())
+            or any(g.counters.windows for g in sensors.values())
+        ):
             self.ready = True
-            self.notifier.ready(f"inspecting: {len(workers)} camera(s)")
+            self.notifier.ready(f"inspecting: {len(workers)} camera(s), {len(sensors)} sensor group(s)")
         if not self.ready:
             return
         interval = self.notifier.watchdog_interval_s

@@ -78,6 +78,7 @@ class StatsReporter:
                 rss_mb=round(self.meter.rss_mb(), 1),
                 temp_c=self.meter.temp_c(),
             ),
+            sensors={group_id: group.counters.as_dict() for group_id, group in agent.sensors.items()},
         )
 
 

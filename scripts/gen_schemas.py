@@ -15,15 +15,17 @@ from pathlib import Path
 
 from agent import messages
 from agent.commands import COMMANDS
-from agent.modelcard import ModelCard
+from agent.modelcard import ModelCard, SeriesModelCard
 
 SCHEMAS: dict[str, type] = {
     "model-card.schema.json": ModelCard,
+    "model-card-timeseries.schema.json": SeriesModelCard,
     # MQTT payloads (docs/mqtt.md): one file per message, one per command.
     "mqtt/state.schema.json": messages.State,
     "mqtt/stats.schema.json": messages.Stats,
     "mqtt/result.schema.json": messages.Result,
     "mqtt/event.schema.json": messages.Event,
+    "mqtt/sensor-event.schema.json": messages.SensorEvent,
     "mqtt/reply.schema.json": messages.Reply,
     **{f"mqtt/cmd-{name}.schema.json": model for name, model in sorted(COMMANDS.items())},
 }

@@ -90,7 +90,7 @@ def test_minimal_config_fills_defaults() -> None:
         ({"mqtt__password": {"env": "A"}}, "mqtt.username", "required when password"),  # password alone
         ({"cameras": {"line 1": {"source": "a.avi"}}}, "cameras.line 1", "invalid key"),  # bad camera id
         ({"cameras": {}}, "cameras", "must not be empty"),  # no camera
-        ({"cameras": ...}, "cameras", "required key is missing"),  # cameras left out
+        ({"cameras": ...}, "cameras", "at least one camera, or a sensor group"),  # nothing to inspect
         ({"cameras__line1__source": ...}, "cameras.line1.source", "required key is missing"),
         ({"cameras__line1__source": "ftp://cam/x"}, "cameras.line1.source", "unsupported URL scheme"),
         ({"cameras__line1__fourcc": "MJPEG"}, "cameras.line1.fourcc", "4 ASCII characters"),

@@ -5,10 +5,11 @@ from __future__ import annotations
 import argparse
 import tempfile
 from pathlib import Path
+from typing import Any
 
 from agent.status import ExitStatus, InspectError
 
-__all__ = ["HelpFormatter", "ensure_output_dir", "require_dir", "require_file"]
+__all__ = ["HelpFormatter", "ensure_output_dir", "program_parser", "require_dir", "require_file"]
 
 
 class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
@@ -18,6 +19,19 @@ class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescript
         if action.default in (None, False):  # "(default: None)" on a required path says nothing
             return action.help
         return super()._get_help_string(action)
+
+
+def program_parser(description: str | None) -> tuple[argparse.ArgumentParser, Any]:
+    """``inspect-model``'s top-level parser (version, -v, --traceback) and its subcommand registry."""
+    from agent import __version__
+
+    parser = argparse.ArgumentParser(
+        prog="inspect-model", description=description, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    parser.add_argument("--traceback", action="store_true", help="print the full traceback on errors")
+    return parser, parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
 
 def ensure_output_dir(path: Path) -> Path:

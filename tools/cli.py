@@ -6,6 +6,9 @@
     inspect-model convert  --model runs/parts/model.keras --rep-data data/parts --out models/
     inspect-model evaluate --data data/holdout --model models/parts_int8.tflite --out reports/
 
+Sensor time series: the same commands with ``--task timeseries`` (docs/timeseries.md;
+``inspect-model synth --task timeseries --help``).
+
 Each subcommand's ``--help`` lists its options and defaults. Exit codes: see ``agent.status.ExitStatus``.
 """
 
@@ -17,9 +20,10 @@ import sys
 import time
 from collections.abc import Sequence
 
-from agent import __version__
 from agent.status import run_command
 from tools import calibrate, convert, evaluate, synth, train
+from tools._cli_util import program_parser
+from tools.timeseries import cli as timeseries_cli
 
 __all__ = ["build_parser", "main"]
 
@@ -27,22 +31,15 @@ _COMMANDS = (synth, train, convert, evaluate, calibrate)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="inspect-model",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
-    parser.add_argument("--traceback", action="store_true", help="print the full traceback on errors")
-    subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    parser, subparsers = program_parser(__doc__)
     for module in _COMMANDS:
         module.add_parser(subparsers)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = timeseries_cli.build_parser() if timeseries_cli.wants_timeseries(argv) else build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,

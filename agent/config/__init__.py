@@ -24,6 +24,7 @@ from agent.config.mqtt import MqttConfig, TlsConfig
 from agent.config.outbox import OutboxConfig
 from agent.config.root import AgentConfig, default_device_id
 from agent.config.secrets import SecretRef, resolve_secret
+from agent.config.sensors import SensorGroupConfig, TopicMapping
 from agent.modelcard import card_path_for
 from agent.status import ExitStatus
 
@@ -42,7 +43,9 @@ __all__ = [
     "PresenceConfig",
     "Roi",
     "SecretRef",
+    "SensorGroupConfig",
     "TlsConfig",
+    "TopicMapping",
     "TriggerConfig",
     "check_config_main",
     "config_hash",
@@ -60,7 +63,11 @@ __all__ = [
 def runtime_warnings(config: AgentConfig) -> list[ConfigProblem]:
     """Things a valid config needs at run time that are missing on this machine (files, secrets)."""
     warnings = []
-    files = {"model.path": config.model.path}
+    files = {"model.path": config.model.path} if config.cameras else {}
+    for group_id, group in config.sensors.items():
+        files[f"sensors.{group_id}.model"] = group.model
+        if group.source.csv is not None:
+            files[f"sensors.{group_id}.source.csv.path"] = group.source.csv.path
     if config.mqtt.tls is not None:
         for name in ("ca_file", "cert_file", "key_file"):
             path = getattr(config.mqtt.tls, name)
@@ -72,9 +79,12 @@ def runtime_warnings(config: AgentConfig) -> list[ConfigProblem]:
     for key, path in files.items():
         if not path.exists():
             warnings.append(ConfigProblem(key, f"{path} does not exist"))
-    card = card_path_for(config.model.path)
-    if config.model.path.exists() and not card.exists():
-        warnings.append(ConfigProblem("model.path", f"model card {card} does not exist"))
+    models = {"model.path": config.model.path} if config.cameras else {}
+    models.update({f"sensors.{g}.model": group.model for g, group in config.sensors.items()})
+    for key, model in models.items():
+        card = card_path_for(model)
+        if model.exists() and not card.exists():
+            warnings.append(ConfigProblem(key, f"model card {card} does not exist"))
     if config.mqtt.password is not None:
         try:
             resolve_secret(config.mqtt.password, "mqtt.password")  # the value is dropped at once
@@ -110,11 +120,11 @@ def check_config_main(path: Path, out: TextIO | None = None) -> int:
         ]
         _table(rows, out)
         return int(exc.status)
-    cameras = len(config.cameras)
-    print(
-        f"OK: {path} ({cameras} camera{'s' if cameras != 1 else ''}, config hash {config_hash(config)})",
-        file=out,
-    )
+    cameras, groups = len(config.cameras), len(config.sensors)
+    inspected = f"{cameras} camera{'s' if cameras != 1 else ''}"
+    if groups:
+        inspected += f", {groups} sensor group{'s' if groups != 1 else ''}"
+    print(f"OK: {path} ({inspected}, config hash {config_hash(config)})", file=out)
     for warning in runtime_warnings(config):
         print(f"warning: {warning} (needed at run time)", file=out)
     return int(ExitStatus.OK)

@@ -8,7 +8,7 @@ from typing import Any
 
 from pydantic import Field, ModelWrapValidatorHandler, field_validator, model_validator
 
-from agent.config.base import ConfigModel, Identifier
+from agent.config.base import ConfigModel, FieldError, Identifier
 from agent.config.camera import CameraConfig
 from agent.config.decision import DecisionConfig
 from agent.config.images import ImagesConfig
@@ -16,6 +16,7 @@ from agent.config.logging import LoggingConfig
 from agent.config.model import ModelConfig
 from agent.config.mqtt import MqttConfig
 from agent.config.outbox import OutboxConfig
+from agent.config.sensors import SensorGroupConfig
 
 __all__ = ["AgentConfig", "default_device_id"]
 
@@ -38,7 +39,14 @@ class AgentConfig(ConfigModel):
     mqtt: MqttConfig = Field(default_factory=MqttConfig, description="The MQTT broker.")
     model: ModelConfig = Field(default_factory=ModelConfig, description="The model bundle.")
     cameras: dict[Identifier, CameraConfig] = Field(
-        min_length=1, description="Camera id (letters, digits, '_' and '-') -> camera. At least one."
+        default_factory=dict,
+        description="Camera id (letters, digits, '_' and '-') -> camera. "
+        "At least one camera or sensor group.",
+    )
+    sensors: dict[Identifier, SensorGroupConfig] = Field(
+        default_factory=dict,
+        description="Sensor group id -> group of line sensors with a time-series model (docs/timeseries.md). "
+        "Ids share the topic level with camera ids, so they must differ from them.",
     )
     decision: DecisionConfig = Field(
         default_factory=DecisionConfig,
@@ -55,7 +63,7 @@ class AgentConfig(ConfigModel):
     def _id_as_text(cls, value: Any) -> Any:
         return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
 
-    @field_validator("cameras", mode="before")
+    @field_validator("cameras", "sensors", mode="before")
     @classmethod
     def _ids_as_text(cls, value: Any) -> Any:
         # `1: {source: ...}` in YAML has an int key; camera ids are text.
@@ -64,6 +72,19 @@ class AgentConfig(ConfigModel):
                 str(k) if isinstance(k, int) and not isinstance(k, bool) else k: v for k, v in value.items()
             }
         return value
+
+    @model_validator(mode="after")
+    def _something_to_inspect(self) -> AgentConfig:
+        if not self.cameras and not self.sensors:
+            raise FieldError(
+                "cameras", "must not be empty: give at least one camera, or a sensor group under sensors:"
+            )
+        shared = sorted(set(self.cameras) & set(self.sensors))
+        if shared:
+            raise FieldError(
+                "sensors", f"ids {shared} are both cameras and sensor groups; their topics would clash"
+            )
+        return self
 
     @model_validator(mode="wrap")
     @classmethod
@@ -79,6 +100,10 @@ class AgentConfig(ConfigModel):
             merged = _merge_decision(config.decision, camera.decision)
             cameras[camera_id] = camera.model_copy(update={"decision": merged})
         update["cameras"] = cameras
+        update["sensors"] = {
+            group_id: group.model_copy(update={"decision": _merge_decision(config.decision, group.decision)})
+            for group_id, group in config.sensors.items()
+        }
         if config.outbox.path is None:  # the state folder: /var/lib/inspect-agent with the default images.dir
             path = config.images.dir.parent / "outbox.sqlite3"
             update["outbox"] = config.outbox.model_copy(update={"path": path})
@@ -87,6 +112,10 @@ class AgentConfig(ConfigModel):
     def decision_for(self, camera_id: str) -> DecisionConfig:
         """The decision settings in force for one camera (its overrides merged over the top level)."""
         return self.cameras[camera_id].decision or self.decision
+
+    def sensor_decision(self, group_id: str) -> DecisionConfig:
+        """The decision settings in force for one sensor group."""
+        return self.sensors[group_id].decision or self.decision
 
 
 def _merge_decision(top: DecisionConfig, override: DecisionConfig | None) -> DecisionConfig:

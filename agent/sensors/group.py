@@ -1,0 +1,101 @@
+"""A configured sensor group, put together: model bundle, source, worker, counters; start and stop."""
+
+from __future__ import annotations
+
+import logging
+
+from agent.config import DecisionConfig, SensorGroupConfig
+from agent.decision import Decider, DecisionRules
+from agent.sensors.counters import SensorCounters
+from agent.sensors.model import load_series_bundle
+from agent.sensors.source_csv import CsvReplaySource
+from agent.sensors.source_mqtt import MqttSensorSource, Subscriber
+from agent.sensors.worker import SensorEventSink, SensorWorker
+from agent.telemetry import LatencyRecorder
+
+__all__ = ["SensorGroup"]
+
+log = logging.getLogger("agent.sensors")
+
+
+class SensorGroup:
+    def __init__(
+        self,
+        device: str,
+        group_id: str,
+        config: SensorGroupConfig,
+        decision: DecisionConfig,
+        sink: SensorEventSink,
+        latency: LatencyRecorder,
+    ) -> None:
+        self.group_id = group_id
+        self.bundle = load_series_bundle(config.model, config.threads)
+        card = self.bundle.card
+        rules = DecisionRules.from_card(
+            card.thresholds.defect,
+            card.thresholds.per_label,
+            decision.sensitivity,
+            decision.thresholds,
+            decision.min_consecutive,
+            decision.cooldown_s,
+        )
+        self.counters = SensorCounters()
+        self.worker = SensorWorker(
+            device,
+            group_id,
+            self.bundle,
+            Decider(rules, card.good_label),
+            sink,
+            self.counters,
+            latency,
+            config.max_gap_s,
+            config.max_delay_s,
+            config.max_clock_jump_s,
+        )
+        channels = card.input.channels
+        self.source: MqttSensorSource | CsvReplaySource
+        if config.source.csv is not None:
+            csv = config.source.csv
+            self.source = CsvReplaySource(
+                group_id,
+                csv.path,
+                channels,
+                csv.speed,
+                csv.loop,
+                self.counters,
+                self.worker.put,
+                self.worker.end_of_stream,
+            )
+        else:
+            assert config.source.mqtt is not None
+            mqtt = config.source.mqtt
+            self.source = MqttSensorSource(
+                group_id, mqtt.topics, channels, mqtt.qos, self.counters, self.worker.offer
+            )
+        spec = card.input
+        log.info(
+            "sensors %s: model %s v%s (%s), %d channels at %g Hz, window %d, stride %d, source %s",
+            group_id,
+            card.name,
+            card.version,
+            card.quantization,
+            len(channels),
+            spec.sample_rate_hz,
+            spec.window,
+            spec.stride,
+            "csv" if config.source.csv else "mqtt",
+        )
+
+    def start(self, subscriber: Subscriber) -> None:
+        self.worker.start()
+        self.source.start(subscriber)
+
+    def stop(self, timeout: float = 2.0) -> None:
+        self.source.stop()
+        self.worker.stop(timeout)
+        log.info("sensors %s: stopped; %s", self.group_id, self.counters.as_dict())
+
+    @property
+    def finished(self) -> bool:
+        """A replay that has ended (and its windows inspected); a live MQTT group never finishes."""
+        return self.source.finished and self.worker.finished

@@ -1,0 +1,1 @@
+"""The sensor time-series toolchain: synth, windows, CNN-LSTM training, TFLite conversion, evaluation."""
