@@ -10,7 +10,11 @@ The table is one row per MQTT message, ``id`` (AUTOINCREMENT) being the publishi
 in WAL mode; ``synchronous=NORMAL`` (the default) survives a crash or SIGKILL of the agent, ``FULL``
 also survives a power cut at the price of one fsync per message (numbers in docs/mqtt.md).
 
-Never fatal: a corrupt file is moved aside (``<name>.corrupt-<UTC stamp>``) and a new one started; a
+One agent per file: the outbox holds an exclusive lock on ``<file>.lock`` while open, and a second agent
+configured with the same file stops at start with ``OutboxInUse`` (exit 78) rather than deleting rows the
+first one is still sending.
+
+Otherwise never fatal: a corrupt file is moved aside (``<name>.corrupt-<UTC stamp>``) and a new one started; a
 file that cannot be opened, or a write that fails (disk full, read-only), is logged once per cause and
 counted in ``write_errors``, and the message is published directly instead (not durable, but
 inspection goes on). Eviction (oldest first, when ``max_count`` or ``max_bytes`` is exceeded) is
@@ -20,7 +24,9 @@ counted in ``evicted`` and logged once per burst.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import logging
+import os
 import sqlite3
 import threading
 import time
@@ -30,8 +36,9 @@ from typing import Literal
 
 from agent.messages import Event, SensorEvent, Topics
 from agent.publisher import MqttPublisher
+from agent.status import ExitStatus, InspectError
 
-__all__ = ["Outbox", "OutboxForwarder", "OutboxRow"]
+__all__ = ["Outbox", "OutboxForwarder", "OutboxInUse", "OutboxRow"]
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +64,34 @@ class OutboxRow:
     created: float  # time.time() when stored
 
 
+class OutboxInUse(InspectError):
+    """Another running process holds this outbox."""
+
+
+def _claim(path: Path) -> int | None:
+    """An exclusive lock on ``<path>.lock`` held until the returned fd is closed (or the process dies);
+    None when the lock file cannot be created (the outbox itself will then fail to open and say why)."""
+    lock = path.with_name(path.name + ".lock")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    except OSError:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
+        os.close(fd)
+        raise OutboxInUse(
+            f"outbox {path} is in use by another running agent (pid {holder}, lock {lock}): "
+            "give each agent its own outbox.path",
+            ExitStatus.CONFIG,
+        ) from None
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+    return fd
+
+
 class Outbox:
     """One SQLite connection shared by the event, forwarder and ack threads, serialised by a lock."""
 
@@ -77,6 +112,7 @@ class Outbox:
         self._burst = 0  # rows evicted in the current eviction burst (logged when it starts and ends)
         self._logged_errors: set[str] = set()
         self._db: sqlite3.Connection | None = None
+        self._lock_fd = _claim(self.path)
         try:
             self._db = self._open()
         except (OSError, sqlite3.OperationalError) as exc:  # cannot create or open (permissions, not a dir)
@@ -250,16 +286,24 @@ class Outbox:
         with self._lock:
             if self._burst:
                 self._end_burst()
-            if self._db is None:
-                return
             try:
-                self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-            except sqlite3.DatabaseError as exc:
-                log.warning("outbox %s: checkpoint on close failed: %s", self.path, exc)
-            self._db.close()
-            self._db = None
-            if self._depth:
-                log.info("outbox %s: %d message(s) kept for the next start", self.path, self._depth)
+                self._close_db()
+            finally:
+                if self._lock_fd is not None:
+                    os.close(self._lock_fd)  # releases the lock for the next agent
+                    self._lock_fd = None
+
+    def _close_db(self) -> None:
+        if self._db is None:
+            return
+        try:
+            self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        except sqlite3.DatabaseError as exc:
+            log.warning("outbox %s: checkpoint on close failed: %s", self.path, exc)
+        self._db.close()
+        self._db = None
+        if self._depth:
+            log.info("outbox %s: %d message(s) kept for the next start", self.path, self._depth)
 
 
 class OutboxForwarder:

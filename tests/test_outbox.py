@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import logging
 import sqlite3
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -13,8 +15,9 @@ from typing import Any, cast
 import pytest
 
 from agent.messages import Topics
-from agent.outbox import Outbox, OutboxForwarder
+from agent.outbox import Outbox, OutboxForwarder, OutboxInUse
 from agent.publisher import BrokerSettings, MqttPublisher, PublishTicket
+from agent.status import ExitStatus
 
 
 def _topics(box: Outbox) -> list[str]:
@@ -50,6 +53,30 @@ def test_reopen_keeps_pending_rows_and_the_order_continues(tmp_path: Path) -> No
     assert [r.topic for r in rows] == ["a/0", "a/1", "b/0"]
     assert [r.retain for r in rows] == [False, True, False]
     box.close()
+
+
+def test_a_second_agent_on_the_same_outbox_is_refused_until_the_first_closes(tmp_path: Path) -> None:
+    # Two agents sharing one file would each delete the other's rows on their acks (depth went to -1
+    # and the stats message failed validation): the second stops at start with a message naming both.
+    path = tmp_path / "o.sqlite3"
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys, pathlib; from agent.outbox import Outbox; "
+         "box = Outbox(pathlib.Path(sys.argv[1])); print('open', flush=True); sys.stdin.read()", str(path)],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "open"
+        with pytest.raises(OutboxInUse) as refused:
+            Outbox(path)
+        assert refused.value.status == ExitStatus.CONFIG
+        assert f"pid {holder.pid}" in str(refused.value) and "outbox.path" in str(refused.value)
+    finally:
+        holder.communicate("", timeout=30)  # stdin closed: the holder exits and its lock goes with it
+    box = Outbox(path)
+    with pytest.raises(OutboxInUse):
+        Outbox(path)  # the same process opening it twice is refused too
+    box.close()
+    Outbox(path).close()  # close released it
 
 
 @pytest.mark.parametrize(
