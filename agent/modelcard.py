@@ -20,6 +20,8 @@ from agent.status import ExitStatus, InspectError
 
 __all__ = [
     "CARD_SUFFIX",
+    "DetectionOutputs",
+    "DetectionSpec",
     "InputSpec",
     "ModelCard",
     "QuantParams",
@@ -113,6 +115,33 @@ class Thresholds(_Strict):
     target_recall: float | None = None
 
 
+class DetectionOutputs(_Strict):
+    """The names of a detector's four output tensors (TFLite_Detection_PostProcess layout)."""
+
+    boxes: str = Field(description="[1, N, 4] normalised ymin, xmin, ymax, xmax.")
+    classes: str = Field(description="[1, N] class ids (as floats); label index = id + label_offset.")
+    scores: str = Field(description="[1, N] confidence in 0..1.")
+    count: str = Field(description="[1] number of valid rows.")
+
+
+class DetectionSpec(_Strict):
+    """How to read a detector: which output is which, how class ids map to labels, what to keep."""
+
+    outputs: DetectionOutputs
+    label_offset: int = Field(
+        default=0, description="Added to a class id to index labels (1 when labels start with a background)."
+    )
+    score_threshold: float = Field(
+        default=0.3, ge=0.0, le=1.0, description="Detections scoring below this are dropped first."
+    )
+    max_detections: int = Field(
+        default=20, ge=1, description="At most this many detections per image, best first."
+    )
+    defect_labels: list[str] | None = Field(
+        default=None, description="Labels that mean a defect; null = every label except good_label."
+    )
+
+
 class ModelCard(_Strict):
     schema_version: int = SCHEMA_VERSION
     name: str
@@ -124,6 +153,9 @@ class ModelCard(_Strict):
     input: InputSpec
     outputs: list[TensorSpec] = Field(min_length=1)
     thresholds: Thresholds = Field(default_factory=Thresholds)
+    detection: DetectionSpec | None = Field(
+        default=None, description="Required for task 'detection': how to read the detector's outputs."
+    )
     metrics: dict[str, Any] = Field(default_factory=dict)
     training: dict[str, Any] = Field(default_factory=dict)
     source_model: dict[str, Any] = Field(default_factory=dict)
@@ -135,14 +167,29 @@ class ModelCard(_Strict):
 
     @model_validator(mode="after")
     def _check_labels(self) -> ModelCard:
-        if self.good_label is not None and self.good_label not in self.labels:
+        # A detector's good label names "no defect found"; it is not one of its classes.
+        if self.good_label is not None and self.good_label not in self.labels and self.task != "detection":
             raise ValueError(f"good_label {self.good_label!r} is not one of labels {self.labels}")
+        self._check_detection()
         if len(set(self.labels)) != len(self.labels):
             raise ValueError(f"labels must be unique, got {self.labels}")
         unknown = set(self.thresholds.per_label) - set(self.labels)
         if unknown:
             raise ValueError(f"thresholds.per_label names unknown labels {sorted(unknown)}")
         return self
+
+    def _check_detection(self) -> None:
+        if (self.task == "detection") != (self.detection is not None):
+            raise ValueError("a detection section is required for task 'detection' and only for it")
+        if self.detection is None:
+            return
+        names = {t.name for t in self.outputs}
+        missing = sorted(set(self.detection.outputs.model_dump().values()) - names)
+        if missing:
+            raise ValueError(f"detection.outputs names {missing}, not among outputs {sorted(names)}")
+        unknown = sorted(set(self.detection.defect_labels or []) - set(self.labels))
+        if unknown:
+            raise ValueError(f"detection.defect_labels names unknown labels {unknown}")
 
     def verify_file(self, tflite_path: Path) -> None:
         """Refuse a card that does not describe this exact file."""
@@ -180,6 +227,8 @@ class ModelCard(_Strict):
 
     @property
     def defect_labels(self) -> list[str]:
+        if self.detection is not None and self.detection.defect_labels is not None:
+            return list(self.detection.defect_labels)
         return [label for label in self.labels if label != self.good_label]
 
 
