@@ -5,6 +5,7 @@
     inspect-model train    --data data/parts --out runs/parts     # Keras CNN from scratch
     inspect-model convert  --model runs/parts/model.keras --rep-data data/parts --out models/
     inspect-model evaluate --data data/holdout --model models/parts_int8.tflite --out reports/
+    inspect-model card     --labels labelmap.txt ssd_mobilenet.tflite     # a card for a model built elsewhere
 
 Each subcommand's ``--help`` lists its options and defaults. Exit codes: see ``agent.status.ExitStatus``.
 """
@@ -19,11 +20,11 @@ from collections.abc import Sequence
 
 from agent import __version__
 from agent.status import run_command
-from tools import calibrate, convert, evaluate, synth, train
+from tools import calibrate, convert, detect_card, evaluate, synth, train
 
 __all__ = ["build_parser", "main"]
 
-_COMMANDS = (synth, train, convert, evaluate, calibrate)
+_COMMANDS = (synth, train, convert, evaluate, calibrate, detect_card)
 
 
 def build_parser() -> argparse.ArgumentParser:
