@@ -77,7 +77,7 @@ def read_label_file(path: Path) -> dict[int, str]:
         lines.pop()
     if not lines:
         raise InspectError(f"labels file {path} is empty", ExitStatus.DATA_ERROR)
-    if not re.match(r"^\s*\d+\s", lines[0] + " "):
+    if not re.match(r"^\s*\d+[\s:,]", lines[0] + " "):
         return {i: line.strip() for i, line in enumerate(lines)}
     labels: dict[int, str] = {}
     for number, line in enumerate(lines, start=1):
@@ -267,14 +267,15 @@ def regions_in_frame(
     """Detections in crop pixels -> event regions in frame pixels, clipped to the frame.
 
     ``crop`` is the inspected box (x, y, w, h) in the frame; it may reach past the frame edge
-    (a part near the edge), so boxes are clipped, keeping at least one pixel.
+    (a part near the edge), so boxes are clipped, and one wholly in the padding is dropped.
     """
     height, width = frame_shape[:2]
     regions = []
     for detection in detections:
         x, y, w, h = detection.rect(crop[0], crop[1])
-        x0, y0 = min(max(x, 0), width - 1), min(max(y, 0), height - 1)
-        x1, y1 = min(max(x + w, x0 + 1), width), min(max(y + h, y0 + 1), height)
+        x0, y0, x1, y1 = max(x, 0), max(y, 0), min(x + w, width), min(y + h, height)
+        if x1 <= x0 or y1 <= y0:
+            continue
         box = [x0, y0, x1 - x0, y1 - y0]
         score = min(1.0, max(0.0, detection.score))
         regions.append(Region(box=box, score=score, area=box[2] * box[3], label=detection.label))

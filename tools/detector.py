@@ -95,8 +95,12 @@ def heads_loss(num_classes: int, size_weight: float = 5.0) -> Any:
     return loss
 
 
-def with_postprocess(heads_model: Any, num_classes: int, max_detections: int) -> Any:
-    """A batch-1 model: image -> {boxes, classes, scores, count}, the decoding done in the graph."""
+def with_postprocess(heads_model: Any, num_classes: int, max_detections: int, layout: str = "named") -> Any:
+    """A batch-1 model: image -> {boxes, classes, scores, count}, the decoding done in the graph.
+
+    ``layout="tf2"`` returns the same four as a list in the order TF2 detection exports use
+    (count, scores, classes, boxes; signature keys output_0..3), to test readers against it.
+    """
     import keras
     from keras import layers
 
@@ -124,4 +128,6 @@ def with_postprocess(heads_model: Any, num_classes: int, max_detections: int) ->
         "scores": scores,
         "count": count,
     }
+    if layout == "tf2":
+        return keras.Model(inputs, [outputs[k] for k in ("count", "scores", "classes", "boxes")])
     return keras.Model(inputs, outputs, name="detector_postprocess")
