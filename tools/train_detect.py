@@ -126,7 +126,8 @@ def run(args: argparse.Namespace) -> int:
     model = build_detector((spec.height, spec.width, spec.channels), len(defects), args.width)
     steps = args.epochs * -(-len(train_set) // args.batch_size)
     schedule = keras.optimizers.schedules.CosineDecay(args.lr, decay_steps=steps, alpha=0.05)
-    model.compile(optimizer=keras.optimizers.Adam(schedule), loss=heads_loss(len(defects)))
+    # No XLA: compiling the focal loss took longer than training a small run.
+    model.compile(optimizer=keras.optimizers.Adam(schedule), loss=heads_loss(len(defects)), jit_compile=False)
     log.info("detector: %d parameters, input %s, classes %s", model.count_params(), spec.shape, defects)
     grid = args.input_size // STRIDE
     val_targets = encode_targets(val_boxes, grid, len(defects), args.input_size)
