@@ -190,6 +190,11 @@ class ModelCard(_Strict):
         unknown = sorted(set(self.detection.defect_labels or []) - set(self.labels))
         if unknown:
             raise ValueError(f"detection.defect_labels names unknown labels {unknown}")
+        if self.detection.score_threshold > self.thresholds.defect:
+            raise ValueError(
+                f"detection.score_threshold {self.detection.score_threshold} is above thresholds.defect "
+                f"{self.thresholds.defect}: the detections that should decide NG would be dropped first"
+            )
 
     def verify_file(self, tflite_path: Path) -> None:
         """Refuse a card that does not describe this exact file."""
