@@ -90,7 +90,10 @@ class EventPublisher:
         text = f"NG {verdict.label} {verdict.defect_score:.2f} > {verdict.threshold:.2f}"
         box = job.inspection.part_box or job.inspection.crop
         regions = regions_in_frame(job.detections, job.inspection.crop, frame.image.shape)
-        drawn = annotate(frame.image, True, text, job.roi, box, [_rect(r.box) for r in regions])
+        drawn = annotate(
+            frame.image, True, text, job.roi, box, [_rect(r.box) for r in regions],
+            [f"{r.label or ''} {r.score:.2f}".strip() for r in regions],
+        )  # fmt: skip
         images = [("annotated", encode_jpeg(drawn, self.options.max_side, self.options.quality))]
         if self.options.publish_raw:
             images.append(("raw", encode_jpeg(frame.image, self.options.max_side, self.options.quality)))

@@ -209,3 +209,18 @@ def test_card_never_overwrites_without_force(detector: Run, tmp_path: Path) -> N
     assert model.with_suffix(".json").read_text() == "{}"
     assert main(["card", str(model), "--labels", str(tmp_path / "labels.txt"), "--force"]) == 0
     assert load_card(model.with_suffix(".json")).task == "detection"  # auto: 4 outputs
+
+
+def test_evaluate_reports_detection_figures_through_the_bundle(detector: Run, tmp_path: Path) -> None:
+    models = [detector.models / f"det_{v}.tflite" for v in ("float32", "int8")]
+    argv = ["evaluate", "--data", str(detector.data), "--out", str(tmp_path), "--latency-runs", "3"]
+    assert main([*argv, *(arg for m in models for arg in ("--model", str(m)))]) == 0
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert [v["quantization"] for v in report["variants"]] == ["float32", "int8"]
+    for variant in report["variants"]:
+        detection, images = variant["detection"], variant["image_level"]
+        # Every defect image of the set has its box; good images have none.
+        assert detection["true_boxes"] == images["defect_images"] > 0
+        assert detection["images"] == images["defect_images"] + images["good_images"] == 32
+        assert detection["map"] is None or 0.0 <= detection["map"] <= 1.0
+        assert variant["invoke_ms_1_thread"]["runs"] == 3

@@ -18,12 +18,13 @@ from typing import Any
 import numpy as np
 
 from agent.bundle import load_bundle
+from agent.detection import find_output_roles
 from agent.model import TFLiteModel
 from agent.modelcard import DetectionSpec, Thresholds, card_path_for, file_sha256, save_card
 from agent.status import ExitStatus, InspectError
 from tools._cli_util import ensure_output_dir
 from tools.dataset import sample_images
-from tools.detect_card import card_for, find_output_roles, signature_outputs
+from tools.detect_card import card_for, signature_outputs
 from tools.detect_metrics import Found, iou
 from tools.source_model import ModelMeta, SourceModel, input_spec
 from tools.tf_util import import_tensorflow
