@@ -42,7 +42,7 @@ class ModelBundle:
         """A BGR/grey uint8 frame -> scores, and the transform from model to frame pixels."""
         tensor, transform = preprocess(image, self.card.input)
         if self.detector is not None:
-            return self._detect(tensor, transform), transform
+            return self._detect(self.detector, tensor, transform), transform
         probs = self.model.run(tensor)[0].reshape(-1)
         best = int(np.argmax(probs))
         good = self.card.good_label
@@ -55,11 +55,10 @@ class ModelBundle:
         )
         return scores, transform
 
-    def _detect(self, tensor: np.ndarray, transform: Transform) -> Scores:
+    def _detect(self, detector: DetectionHead, tensor: np.ndarray, transform: Transform) -> Scores:
         """Detections -> scores the decision rules read: per defect label its best detection."""
-        assert self.detector is not None
         size = (self.card.input.width, self.card.input.height)
-        detections = self.detector.parse(self.model.run(tensor), size, transform)
+        detections = detector.parse(self.model.run(tensor), size, transform)
         defects = self.card.defect_labels
         probabilities = label_scores(detections, defects, self.card.good_label)
         defect_score = max((probabilities[label] for label in defects), default=0.0)
