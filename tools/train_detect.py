@@ -35,6 +35,7 @@ __all__ = ["boxes_of", "predict_detections", "run"]
 log = logging.getLogger(__name__)
 
 SCORE_THRESHOLD = 0.3  # detections kept for regions; the defect threshold decides NG
+EAGER_MAX_STEPS = 50
 
 
 GtBox = tuple[int, float, float, float, float]  # class id, x0, y0, x1, y1 in input pixels
@@ -93,6 +94,15 @@ def predict_detections(
     return found
 
 
+def _eager_loss(model: Any, loss: Any, pixels: np.ndarray, targets: np.ndarray, batch: int = 64) -> float:
+    """The mean loss over a set, batch by batch (the focal loss is normalised per batch, as in training)."""
+    values = [
+        float(loss(targets[i : i + batch], model(pixels[i : i + batch], training=False)))
+        for i in range(0, len(pixels), batch)
+    ]
+    return float(np.mean(values))
+
+
 def run(args: argparse.Namespace) -> int:
     started = time.monotonic()
     from tools._cli_util import ensure_output_dir
@@ -127,7 +137,10 @@ def run(args: argparse.Namespace) -> int:
     steps = args.epochs * -(-len(train_set) // args.batch_size)
     schedule = keras.optimizers.schedules.CosineDecay(args.lr, decay_steps=steps, alpha=0.05)
     # No XLA: compiling the focal loss took longer than training a small run.
-    model.compile(optimizer=keras.optimizers.Adam(schedule), loss=heads_loss(len(defects)), jit_compile=False)
+    loss = heads_loss(len(defects))
+    # Tracing the train step takes tens of seconds on a small CPU: for a few steps, eager is faster.
+    eager = steps <= EAGER_MAX_STEPS
+    model.compile(optimizer=keras.optimizers.Adam(schedule), loss=loss, jit_compile=False, run_eagerly=eager)
     log.info("detector: %d parameters, input %s, classes %s", model.count_params(), spec.shape, defects)
     grid = args.input_size // STRIDE
     val_targets = encode_targets(val_boxes, grid, len(defects), args.input_size)
@@ -135,7 +148,7 @@ def run(args: argparse.Namespace) -> int:
     history: dict[str, list[float]] = {"loss": [], "val_loss": []}
     from tqdm import tqdm
 
-    val_data = (val_set.pixels.astype(np.float32), val_targets)
+    val_pixels = val_set.pixels.astype(np.float32)
     best_weights = None
     for _ in tqdm(range(args.epochs), desc="epochs", unit="epoch"):
         if args.no_augment:
@@ -143,12 +156,10 @@ def run(args: argparse.Namespace) -> int:
         else:
             pixels, boxes = _flipped(train_set.pixels, train_boxes, rng)
         targets = encode_targets(boxes, grid, len(defects), args.input_size)
-        fit = model.fit(
-            pixels.astype(np.float32), targets, batch_size=args.batch_size, epochs=1,
-            validation_data=val_data, verbose=0,
-        )  # fmt: skip
-        for key in history:
-            history[key].append(float(fit.history[key][-1]))
+        fit = model.fit(pixels.astype(np.float32), targets, batch_size=args.batch_size, epochs=1, verbose=0)
+        history["loss"].append(float(fit.history["loss"][-1]))
+        # Eagerly, not through fit's validation_data: tracing a test step cost more than a small run.
+        history["val_loss"].append(_eager_loss(model, loss, val_pixels, val_targets))
         if history["val_loss"][-1] <= min(history["val_loss"]):
             best_weights = model.get_weights()
     model.set_weights(best_weights)
