@@ -65,18 +65,20 @@ def _once(args: argparse.Namespace) -> int:
             continue
         scores, _ = bundle.classify(image)
         verdict = "NG" if scores.defect_score > threshold else "OK"  # equal to the threshold is good
-        print(
-            json.dumps(
-                {
-                    "image": str(path),
-                    "verdict": verdict,
-                    "label": scores.label,
-                    "score": round(scores.score, 4),
-                    "defect_score": round(scores.defect_score, 4),
-                    "threshold": threshold,
-                }
-            )
-        )
+        record: dict[str, object] = {
+            "image": str(path),
+            "verdict": verdict,
+            "label": scores.label,
+            "score": round(scores.score, 4),
+            "defect_score": round(scores.defect_score, 4),
+            "threshold": threshold,
+        }
+        if bundle.detector is not None:  # boxes as [x, y, w, h] in the image's pixels
+            record["detections"] = [
+                {"label": d.label, "score": round(d.score, 4), "box": list(d.rect())}
+                for d in scores.detections
+            ]
+        print(json.dumps(record))
     return int(status)
 
 

@@ -13,11 +13,13 @@ import threading
 import time
 from typing import Protocol
 
+from agent.detection import regions_in_frame
 from agent.imagestore import ImageStore
 from agent.messages import Event, FrameInfo, ImageRef, ModelRef, Topics, iso_ts, new_event_id
 from agent.pipeline import EventJob
 from agent.render import annotate, encode_jpeg
 from agent.telemetry import LatencyRecorder
+from agent.trigger import Box
 
 __all__ = ["EventPublisher", "EventSink", "ImageOptions"]
 
@@ -87,7 +89,11 @@ class EventPublisher:
         event_id = new_event_id(self.device, job.camera, job.seq, frame.wall_time)
         text = f"NG {verdict.label} {verdict.defect_score:.2f} > {verdict.threshold:.2f}"
         box = job.inspection.part_box or job.inspection.crop
-        drawn = annotate(frame.image, True, text, job.roi, box)
+        regions = regions_in_frame(job.detections, job.inspection.crop, frame.image.shape)
+        drawn = annotate(
+            frame.image, True, text, job.roi, box, [_rect(r.box) for r in regions],
+            [f"{r.label or ''} {r.score:.2f}".strip() for r in regions],
+        )  # fmt: skip
         images = [("annotated", encode_jpeg(drawn, self.options.max_side, self.options.quality))]
         if self.options.publish_raw:
             images.append(("raw", encode_jpeg(frame.image, self.options.max_side, self.options.quality)))
@@ -119,6 +125,7 @@ class EventPublisher:
             score=min(1.0, verdict.score),
             defect_score=verdict.defect_score,
             threshold=verdict.threshold,
+            regions=regions,
             roi=list(job.roi) if job.roi else None,
             part_box=list(job.inspection.part_box) if job.inspection.part_box else None,
             model=ModelRef(name=card.name, version=card.version, sha256=card.tflite_sha256),
@@ -128,3 +135,7 @@ class EventPublisher:
         self.sink.publish_event(job.camera, event)
         self.latency.add("event_images", (time.perf_counter() - started) * 1000)
         self.latency.add("capture_to_event", (time.monotonic() - frame.mono_time) * 1000)
+
+
+def _rect(box: list[int]) -> Box:
+    return box[0], box[1], box[2], box[3]

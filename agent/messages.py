@@ -270,8 +270,11 @@ class Result(_Msg):
 
 class Region(_Msg):
     box: Rect
-    score: Unit = Field(description="Defect strength in the region (e.g. heatmap peak).")
+    score: Unit = Field(description="Defect strength in the region (e.g. heatmap peak, detection score).")
     area: Count = Field(description="Defect area in frame pixels (w*h when only a box is known).")
+    label: str | None = Field(
+        default=None, description="What was found there (a detector's class label); null when not known."
+    )
 
 
 class ModelRef(_Msg):

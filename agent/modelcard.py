@@ -20,6 +20,8 @@ from agent.status import ExitStatus, InspectError
 
 __all__ = [
     "CARD_SUFFIX",
+    "DetectionOutputs",
+    "DetectionSpec",
     "InputSpec",
     "ModelCard",
     "QuantParams",
@@ -149,6 +151,33 @@ class Thresholds(_Strict):
     target_recall: float | None = None
 
 
+class DetectionOutputs(_Strict):
+    """The names of a detector's four output tensors (TFLite_Detection_PostProcess layout)."""
+
+    boxes: str = Field(description="[1, N, 4] normalised ymin, xmin, ymax, xmax.")
+    classes: str = Field(description="[1, N] class ids (as floats); label index = id + label_offset.")
+    scores: str = Field(description="[1, N] confidence in 0..1.")
+    count: str = Field(description="[1] number of valid rows.")
+
+
+class DetectionSpec(_Strict):
+    """How to read a detector: which output is which, how class ids map to labels, what to keep."""
+
+    outputs: DetectionOutputs
+    label_offset: int = Field(
+        default=0, description="Added to a class id to index labels (1 when labels start with a background)."
+    )
+    score_threshold: float = Field(
+        default=0.3, ge=0.0, le=1.0, description="Detections scoring below this are dropped first."
+    )
+    max_detections: int = Field(
+        default=20, ge=1, description="At most this many detections per image, best first."
+    )
+    defect_labels: list[str] | None = Field(
+        default=None, description="Labels that mean a defect; null = every label except good_label."
+    )
+
+
 class _Card(_Strict):
     """What every card has; ``ModelCard`` (images) and ``SeriesModelCard`` (sensors) add their input."""
 
@@ -173,7 +202,8 @@ class _Card(_Strict):
 
     @model_validator(mode="after")
     def _check_labels(self) -> _Card:
-        if self.good_label is not None and self.good_label not in self.labels:
+        # A detector's good label names "no defect found"; it is not one of its classes.
+        if self.good_label is not None and self.good_label not in self.labels and self.task != "detection":
             raise ValueError(f"good_label {self.good_label!r} is not one of labels {self.labels}")
         if len(set(self.labels)) != len(self.labels):
             raise ValueError(f"labels must be unique, got {self.labels}")
@@ -216,15 +246,43 @@ class _Card(_Strict):
                 "model card does not match the model: " + "; ".join(problems), ExitStatus.DATA_ERROR
             )
 
-    @property
-    def defect_labels(self) -> list[str]:
-        return [label for label in self.labels if label != self.good_label]
-
 
 class ModelCard(_Card):
     """The card of an image model."""
 
     input: InputSpec
+    detection: DetectionSpec | None = Field(
+        default=None, description="Required for task 'detection': how to read the detector's outputs."
+    )
+
+    @model_validator(mode="after")
+    def _check_detection_section(self) -> ModelCard:
+        self._check_detection()
+        return self
+
+    def _check_detection(self) -> None:
+        if (self.task == "detection") != (self.detection is not None):
+            raise ValueError("a detection section is required for task 'detection' and only for it")
+        if self.detection is None:
+            return
+        names = {t.name for t in self.outputs}
+        missing = sorted(set(self.detection.outputs.model_dump().values()) - names)
+        if missing:
+            raise ValueError(f"detection.outputs names {missing}, not among outputs {sorted(names)}")
+        unknown = sorted(set(self.detection.defect_labels or []) - set(self.labels))
+        if unknown:
+            raise ValueError(f"detection.defect_labels names unknown labels {unknown}")
+        if self.detection.score_threshold > self.thresholds.defect:
+            raise ValueError(
+                f"detection.score_threshold {self.detection.score_threshold} is above thresholds.defect "
+                f"{self.thresholds.defect}: the detections that should decide NG would be dropped first"
+            )
+
+    @property
+    def defect_labels(self) -> list[str]:
+        if self.detection is not None and self.detection.defect_labels is not None:
+            return list(self.detection.defect_labels)
+        return [label for label in self.labels if label != self.good_label]
 
 
 class SeriesModelCard(_Card):

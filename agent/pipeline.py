@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 from agent.bundle import ModelBundle, Scores
 from agent.decision import Decider, Verdict
+from agent.detection import Detection
 from agent.messages import FrameInfo, Result, iso_ts
 from agent.render import crop_padded
 from agent.sources import Grabber
@@ -62,6 +63,7 @@ class EventJob:
     verdict: Verdict
     bundle: ModelBundle
     roi: Box | None
+    detections: tuple[Detection, ...] = ()  # a detector's, in the pixels of ``inspection.crop``
 
 
 class CameraWorker:
@@ -162,6 +164,10 @@ class CameraWorker:
         if verdict.raise_event:
             self.events_raised += 1
             # Blocks when the event thread is behind: back-pressure instead of a lost event.
-            self.events.put(EventJob(self.camera, self._seq, frame, inspection, verdict, bundle, self.roi))
+            self.events.put(
+                EventJob(
+                    self.camera, self._seq, frame, inspection, verdict, bundle, self.roi, scores.detections
+                )
+            )
         self.publish_result(self.camera, result)
         self.latency.add("capture_to_result", result.latency_ms)

@@ -53,8 +53,12 @@ def annotate(
     roi: Box | None,
     box: Box | None,
     regions: list[Box] | None = None,
+    region_texts: list[str] | None = None,
 ) -> np.ndarray:
-    """A copy of ``image`` with the ROI, the inspected box and regions drawn, and ``text`` in a banner."""
+    """A copy of ``image`` with the ROI, the inspected box and regions drawn, and ``text`` in a banner.
+
+    ``region_texts`` (a detector's "label score") are written above their regions, in the same order.
+    """
     out = cv2.cvtColor(image, cv2.COLOR_GRAY2BGR) if image.ndim == 2 else image.copy()
     thick = max(2, round(max(out.shape[:2]) / 400))
     colour = _NG if ng else _OK
@@ -64,8 +68,12 @@ def annotate(
     if box is not None:
         x, y, w, h = box
         cv2.rectangle(out, (x, y), (x + w - 1, y + h - 1), colour, thick)
-    for x, y, w, h in regions or []:
+    for i, (x, y, w, h) in enumerate(regions or []):
         cv2.rectangle(out, (x, y), (x + w - 1, y + h - 1), _NG, max(1, thick // 2))
+        if region_texts and i < len(region_texts):
+            small = max(0.35, out.shape[0] / 1440)
+            cv2.putText(out, region_texts[i], (x, max(10, y - 3)), cv2.FONT_HERSHEY_SIMPLEX, small, _NG,
+                        max(1, thick // 2), cv2.LINE_AA)  # fmt: skip
     scale = max(0.5, out.shape[0] / 720)
     (tw, th), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, thick)
     cv2.rectangle(out, (0, 0), (tw + 16, th + base + 16), colour, -1)

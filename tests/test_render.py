@@ -108,3 +108,14 @@ def test_annotate_regions_and_no_boxes() -> None:
     with_region = annotate(image, False, "OK", roi=None, box=None, regions=[(120, 60, 30, 20)])
     assert (plain[60:80, 120:150] == 90).all()
     assert not (with_region[60:80, 120:150] == 90).all()
+
+
+def test_region_texts_are_written_above_their_regions() -> None:
+    image = np.full((360, 640, 3), 90, np.uint8)
+    boxes = annotate(image, True, "NG", roi=None, box=None, regions=[(300, 200, 40, 30)])
+    named = annotate(image, True, "NG", roi=None, box=None, regions=[(300, 200, 40, 30)],
+                     region_texts=["scratch 0.91"])  # fmt: skip
+    above = np.s_[185:199, 300:380]  # the strip just above the box, right of its left edge
+    assert (boxes[above] == 90).all()
+    assert not (named[above] == 90).all()
+    assert (named[200:230, 302:338] == boxes[200:230, 302:338]).all()  # the box itself is unchanged

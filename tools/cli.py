@@ -5,6 +5,7 @@
     inspect-model train    --data data/parts --out runs/parts     # Keras CNN from scratch
     inspect-model convert  --model runs/parts/model.keras --rep-data data/parts --out models/
     inspect-model evaluate --data data/holdout --model models/parts_int8.tflite --out reports/
+    inspect-model card     --labels labelmap.txt ssd_mobilenet.tflite     # a card for a model built elsewhere
 
 Sensor time series: the same commands with ``--task timeseries`` (docs/timeseries.md;
 ``inspect-model synth --task timeseries --help``).
@@ -21,13 +22,13 @@ import time
 from collections.abc import Sequence
 
 from agent.status import run_command
-from tools import calibrate, convert, evaluate, synth, train
+from tools import calibrate, convert, detect_card, evaluate, synth, train
 from tools._cli_util import program_parser
 from tools.timeseries import cli as timeseries_cli
 
 __all__ = ["build_parser", "main"]
 
-_COMMANDS = (synth, train, convert, evaluate, calibrate)
+_COMMANDS = (synth, train, convert, evaluate, calibrate, detect_card)
 
 
 def build_parser() -> argparse.ArgumentParser:

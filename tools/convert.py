@@ -105,6 +105,10 @@ class Verification:
 
 
 def run(args: argparse.Namespace) -> int:
+    from tools import detect_export
+
+    if detect_export.is_detector_run(args):
+        return detect_export.run(args)
     variants = _parse_variants(args.variants)
     out = ensure_output_dir(args.out)
     source = load_source_model(args.model)
@@ -191,9 +195,16 @@ def _resolve_meta(args: argparse.Namespace, source: SourceModel) -> ModelMeta:
 
 
 def convert_variant(
-    source: SourceModel, variant: str, rep_pixels: np.ndarray, int8_io: str = "uint8"
+    source: SourceModel,
+    variant: str,
+    rep_pixels: np.ndarray,
+    int8_io: str = "uint8",
+    float_outputs: bool = False,
 ) -> bytes:
-    """TFLite flatbuffer bytes for one variant; converter failures become one clear error."""
+    """TFLite flatbuffer bytes for one variant; converter failures become one clear error.
+
+    ``float_outputs`` keeps an int8 model's outputs float32 (a detector's class ids and boxes).
+    """
     tf = import_tensorflow()
     converter = source.converter()
     if variant != "float32":
@@ -216,7 +227,8 @@ def convert_variant(
         converter.representative_dataset = representative
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
         converter.inference_input_type = tf.uint8 if int8_io == "uint8" else tf.int8
-        converter.inference_output_type = converter.inference_input_type
+        if not float_outputs:
+            converter.inference_output_type = converter.inference_input_type
     try:
         with captured_native_output() as chatter:
             return bytes(converter.convert())

@@ -64,6 +64,10 @@ def add_parser(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from tools import detect_eval
+
+    if detect_eval.is_detector(args.model):
+        return detect_eval.run(args)
     out = ensure_output_dir(args.out)
     variants = [load_variant(path) for path in args.model]
     labels = variants[0].labels

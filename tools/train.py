@@ -44,6 +44,15 @@ def add_parser(subparsers: Any) -> None:
     p.add_argument(
         "--data", type=Path, required=True, help="ImageFolder tree (class sub-folders) or manifest .csv"
     )
+    p.add_argument(
+        "--task",
+        choices=["classification", "detection"],
+        default="classification",
+        help="detection: a tiny CenterNet-style detector on defect boxes from the masks (docs/detection.md)",
+    )
+    p.add_argument(
+        "--max-detections", type=int, default=10, help="detection: boxes per image the model returns"
+    )
     p.add_argument("--val-data", type=Path, help="validation set (default: a stratified split of --data)")
     p.add_argument(
         "--out", type=Path, required=True, help="run folder for model.keras, training.json, curves.png"
@@ -96,6 +105,10 @@ def add_parser(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.task == "detection":
+        from tools.train_detect import run as train_detector
+
+        return train_detector(args)
     started = time.monotonic()
     out = ensure_output_dir(args.out)
     spec = InputSpec(
