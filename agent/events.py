@@ -14,9 +14,20 @@ import time
 from typing import Protocol
 
 from agent.imagestore import ImageStore
-from agent.messages import Event, FrameInfo, ImageRef, ModelRef, Topics, iso_ts, new_event_id
+from agent.localize import HeatmapSummary, summarize_heatmap
+from agent.messages import (
+    Event,
+    FrameInfo,
+    HeatmapStats,
+    ImageRef,
+    ModelRef,
+    Region,
+    Topics,
+    iso_ts,
+    new_event_id,
+)
 from agent.pipeline import EventJob
-from agent.render import annotate, encode_jpeg
+from agent.render import annotate, encode_jpeg, overlay_heatmap
 from agent.telemetry import LatencyRecorder
 
 __all__ = ["EventPublisher", "EventSink", "ImageOptions"]
@@ -87,7 +98,14 @@ class EventPublisher:
         event_id = new_event_id(self.device, job.camera, job.seq, frame.wall_time)
         text = f"NG {verdict.label} {verdict.defect_score:.2f} > {verdict.threshold:.2f}"
         box = job.inspection.part_box or job.inspection.crop
-        drawn = annotate(frame.image, True, text, job.roi, box)
+        summary, shown = None, frame.image
+        if job.heatmap is not None:
+            summary = summarize_heatmap(job.heatmap, job.inspection.crop, frame.image.shape)
+            shown = overlay_heatmap(
+                frame.image, summary.unit, job.heatmap.transform, job.inspection.crop, summary.threshold
+            )
+        region_boxes = [r.box for r in summary.regions] if summary else None
+        drawn = annotate(shown, True, text, job.roi, box, region_boxes)
         images = [("annotated", encode_jpeg(drawn, self.options.max_side, self.options.quality))]
         if self.options.publish_raw:
             images.append(("raw", encode_jpeg(frame.image, self.options.max_side, self.options.quality)))
@@ -119,6 +137,8 @@ class EventPublisher:
             score=min(1.0, verdict.score),
             defect_score=verdict.defect_score,
             threshold=verdict.threshold,
+            regions=_regions(summary),
+            heatmap=_heatmap_stats(summary),
             roi=list(job.roi) if job.roi else None,
             part_box=list(job.inspection.part_box) if job.inspection.part_box else None,
             model=ModelRef(name=card.name, version=card.version, sha256=card.tflite_sha256),
@@ -128,3 +148,21 @@ class EventPublisher:
         self.sink.publish_event(job.camera, event)
         self.latency.add("event_images", (time.perf_counter() - started) * 1000)
         self.latency.add("capture_to_event", (time.monotonic() - frame.mono_time) * 1000)
+
+
+def _regions(summary: HeatmapSummary | None) -> list[Region]:
+    if summary is None:
+        return []
+    return [Region(box=list(r.box), score=min(1.0, max(0.0, r.score)), area=r.area) for r in summary.regions]
+
+
+def _heatmap_stats(summary: HeatmapSummary | None) -> HeatmapStats | None:
+    if summary is None:
+        return None
+    return HeatmapStats(
+        kind=summary.kind,  # type: ignore[arg-type]
+        peak=summary.peak,
+        mean=summary.mean,
+        area_fraction=summary.area_fraction,
+        threshold=summary.threshold,
+    )

@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from agent.bundle import ModelBundle, Scores
+from agent.bundle import Heatmap, ModelBundle, Scores
 from agent.decision import Decider, Verdict
 from agent.messages import FrameInfo, Result, iso_ts
 from agent.render import crop_padded
@@ -62,6 +62,7 @@ class EventJob:
     verdict: Verdict
     bundle: ModelBundle
     roi: Box | None
+    heatmap: Heatmap | None = None  # where the model saw the defect; regions are computed on the event thread
 
 
 class CameraWorker:
@@ -162,6 +163,8 @@ class CameraWorker:
         if verdict.raise_event:
             self.events_raised += 1
             # Blocks when the event thread is behind: back-pressure instead of a lost event.
-            self.events.put(EventJob(self.camera, self._seq, frame, inspection, verdict, bundle, self.roi))
+            self.events.put(
+                EventJob(self.camera, self._seq, frame, inspection, verdict, bundle, self.roi, scores.heatmap)
+            )
         self.publish_result(self.camera, result)
         self.latency.add("capture_to_result", result.latency_ms)
