@@ -14,6 +14,7 @@ import cv2
 import numpy as np
 import pytest
 
+from agent.bundle import load_bundle
 from agent.model import TFLiteModel
 from agent.modelcard import card_path_for, file_sha256, load_card
 from agent.status import ExitStatus
@@ -184,6 +185,17 @@ def test_grey_images_train_a_grey_model(tmp_path: Path) -> None:
     assert main([*argv, "--input-size", "32", "--width", "0.5"]) == 0
     record = json.loads((tmp_path / "run" / "training.json").read_text())
     assert record["input"]["shape"] == [1, 32, 32, 1] and record["input"]["color_order"] == "GRAY"
+    # No masks: the heatmap is a class activation map built into the graph (1 - p(good) per 1/16 cell),
+    # with the image threshold as its pixel threshold; it survives conversion and the agent reads it.
+    assert record["heatmap"]["kind"] == "class_activation"
+    assert record["heatmap"]["threshold"] == pytest.approx(record["thresholds"]["defect"])
+    convert = ["convert", "--model", str(tmp_path / "run" / "model.keras"), "--out", str(tmp_path / "m")]
+    assert main([*convert, "--variants", "float32", "--rep-data", str(data), "--min-agreement", "0"]) == 0
+    bundle = load_bundle(tmp_path / "m" / "run_float32.tflite", num_threads=1)
+    scores, _ = bundle.classify(cv2.imread(str(data / "scratch" / "0.png")))
+    assert scores.heatmap is not None and scores.heatmap.kind == "class_activation"
+    assert scores.heatmap.values.shape == (2, 2)  # 1/16 of 32 px
+    assert np.all((scores.heatmap.values >= 0) & (scores.heatmap.values <= 1))
 
 
 def test_agent_classifies_images_with_the_int8_bundle(
