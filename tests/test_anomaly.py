@@ -15,13 +15,17 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from ai_edge_litert.interpreter import Interpreter
 
 from agent.bundle import load_bundle
 from agent.modelcard import load_card
 from agent.status import ExitStatus
 from tests.agent_harness import AgentProcess, agent_config, payloads, wait_until
 from tests.broker import Mosquitto, Subscriber
+from tools.anomaly_models import build_anomaly_model
 from tools.cli import main
+from tools.convert import convert_variant
+from tools.source_model import SourceModel
 from tools.synth import generate_images
 
 pytestmark = pytest.mark.slow
@@ -185,3 +189,16 @@ def test_a_mask_of_the_wrong_size_is_named(tmp_path: Path, capsys: pytest.Captur
     assert code == ExitStatus.DATA_ERROR
     err = capsys.readouterr().err
     assert "a.png is 16x16 px, its image is 32x32" in err
+
+
+def test_the_autoencoder_converts_to_builtin_int8_ops() -> None:
+    """Untrained is enough: Keras 3's UpSampling2D once left convolutions the converter could not lower."""
+    _, deploy = build_anomaly_model("autoencoder", (32, 32, 1), 0.5, seed=0)
+    source = SourceModel(Path("autoencoder.keras"), "keras", (32, 32, 1), 1, "", deploy, "anomaly_score")
+    rep = np.random.default_rng(0).integers(0, 256, (8, 32, 32, 1)).astype(np.uint8)
+    interpreter = Interpreter(model_content=convert_variant(source, "int8", rep))
+    outputs = interpreter.get_signature_runner().get_output_details()
+    assert {name: list(d["shape"]) for name, d in outputs.items()} == {
+        "anomaly_score": [1, 1],
+        "heatmap": [1, 32, 32, 1],
+    }

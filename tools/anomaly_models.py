@@ -115,8 +115,9 @@ def build_autoencoder(input_shape: tuple[int, int, int], width: float, seed: int
         h = layers.LeakyReLU(0.1, name=f"enc{i + 1}_act")(h)
     h = layers.Conv2D(c // 2, 1, name="bottleneck")(h)  # the narrow part that forces generalisation
     for i, filters in enumerate((4 * c, 2 * c, 2 * c, c)):
-        h = layers.UpSampling2D(2, name=f"up{i + 1}")(h)
-        h = layers.Conv2D(filters, 3, padding="same", name=f"dec{i + 1}")(h)
+        # Transposed convolutions, not UpSampling2D + Conv2D: the converter left the convolutions after
+        # Keras 3's upsampling with dynamic shapes it could not lower to TFLite builtins.
+        h = layers.Conv2DTranspose(filters, 3, strides=2, padding="same", name=f"dec{i + 1}")(h)
         h = layers.LeakyReLU(0.1, name=f"dec{i + 1}_act")(h)
     recon = layers.Conv2D(input_shape[-1], 3, padding="same", activation="sigmoid", name="reconstruction")(h)
     train = keras.Model(inputs, recon, name="autoencoder_train")
