@@ -106,8 +106,7 @@ class SourceModel:
     @property
     def output_names(self) -> list[str]:
         """Named outputs of a multi-output Keras model (probabilities, heatmap ...), else []."""
-        output = getattr(self._model, "output", None)
-        return sorted(output) if isinstance(output, dict) else []
+        return sorted(_named_outputs(self._model) or {})
 
     def predict_outputs(self, pixels: np.ndarray, batch_size: int = 64) -> dict[str, np.ndarray]:
         """(N, H, W, C) uint8 pixels -> every named output (a Keras model with named outputs)."""
@@ -144,6 +143,18 @@ class SourceModel:
         return self._model
 
 
+def _named_outputs(model: Any) -> dict[str, Any] | None:
+    """A Keras model's outputs by name when it has a dict of them (ours), else None.
+
+    ``model.output`` raises for a reloaded Sequential model that was never called; ``outputs`` works.
+    """
+    try:
+        output = model.output
+    except (AttributeError, ValueError):
+        return None
+    return output if isinstance(output, dict) else None
+
+
 def _sha256_of(path: Path) -> str:
     if path.is_file():
         return file_sha256(path)
@@ -172,14 +183,15 @@ def load_source_model(path: Path) -> SourceModel:
             model = keras.models.load_model(str(path), compile=False)
             fmt = "keras" if path.suffix == ".keras" else "h5"
             in_shape, out_shape = list(model.inputs[0].shape), list(model.outputs[0].shape)
-            if isinstance(model.output, dict):  # ours: probabilities (or anomaly_score) plus heatmap
-                primary = next((k for k in SCORE_OUTPUTS if k in model.output), None)
+            named = _named_outputs(model)
+            if named is not None:  # ours: probabilities (or anomaly_score) plus heatmap
+                primary = next((k for k in SCORE_OUTPUTS if k in named), None)
                 if primary is None:
                     raise InspectError(
-                        f"model {path} has named outputs {sorted(model.output)}, none of {SCORE_OUTPUTS}",
+                        f"model {path} has named outputs {sorted(named)}, none of {SCORE_OUTPUTS}",
                         ExitStatus.DATA_ERROR,
                     )
-                out_shape = list(model.output[primary].shape)
+                out_shape = list(named[primary].shape)
         else:
             raise InspectError(
                 f"{path}: unsupported model format {path.suffix!r} (use .keras, .h5 or a SavedModel folder)",
