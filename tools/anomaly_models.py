@@ -59,8 +59,8 @@ def _score_and_map(keras: Any, layers: Any, inputs: Any, heat: Any, name: str) -
 def build_student_teacher(input_shape: tuple[int, int, int], width: float, seed: int) -> tuple[Any, Any]:
     """(training model: image -> squared error map, deployable model). The teacher is frozen at init.
 
-    Teacher and student see patches of 15x15 input pixels at 1/4 resolution; their features
-    are standardised per channel by fixed statistics set in ``fit_teacher_statistics``.
+    Teacher and student see 19x19 input patches (four 3x3 convolutions, two of stride 2) at 1/4
+    resolution; the teacher's features are standardised per channel by ``fit_teacher_statistics``.
     """
     import keras
     from keras import layers
