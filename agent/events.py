@@ -15,9 +15,20 @@ from typing import Protocol
 
 from agent.detection import regions_in_frame
 from agent.imagestore import ImageStore
-from agent.messages import Event, FrameInfo, ImageRef, ModelRef, Topics, iso_ts, new_event_id
+from agent.localize import HeatmapSummary, summarize_heatmap
+from agent.messages import (
+    Event,
+    FrameInfo,
+    HeatmapStats,
+    ImageRef,
+    ModelRef,
+    Region,
+    Topics,
+    iso_ts,
+    new_event_id,
+)
 from agent.pipeline import EventJob
-from agent.render import annotate, encode_jpeg
+from agent.render import annotate, encode_jpeg, overlay_heatmap
 from agent.telemetry import LatencyRecorder
 from agent.trigger import Box
 
@@ -89,9 +100,16 @@ class EventPublisher:
         event_id = new_event_id(self.device, job.camera, job.seq, frame.wall_time)
         text = f"NG {verdict.label} {verdict.defect_score:.2f} > {verdict.threshold:.2f}"
         box = job.inspection.part_box or job.inspection.crop
-        regions = regions_in_frame(job.detections, job.inspection.crop, frame.image.shape)
+        summary, shown = None, frame.image
+        if job.heatmap is not None:
+            summary = summarize_heatmap(job.heatmap, job.inspection.crop, frame.image.shape)
+            shown = overlay_heatmap(
+                frame.image, summary.unit, job.heatmap.transform, job.inspection.crop, summary.threshold
+            )
+        # A detector's boxes, or the heatmap's regions (a model has one or the other).
+        regions = regions_in_frame(job.detections, job.inspection.crop, frame.image.shape) + _regions(summary)
         drawn = annotate(
-            frame.image, True, text, job.roi, box, [_rect(r.box) for r in regions],
+            shown, True, text, job.roi, box, [_rect(r.box) for r in regions],
             [f"{r.label or ''} {r.score:.2f}".strip() for r in regions],
         )  # fmt: skip
         images = [("annotated", encode_jpeg(drawn, self.options.max_side, self.options.quality))]
@@ -126,6 +144,7 @@ class EventPublisher:
             defect_score=verdict.defect_score,
             threshold=verdict.threshold,
             regions=regions,
+            heatmap=_heatmap_stats(summary),
             roi=list(job.roi) if job.roi else None,
             part_box=list(job.inspection.part_box) if job.inspection.part_box else None,
             model=ModelRef(name=card.name, version=card.version, sha256=card.tflite_sha256),
@@ -139,3 +158,21 @@ class EventPublisher:
 
 def _rect(box: list[int]) -> Box:
     return box[0], box[1], box[2], box[3]
+
+
+def _regions(summary: HeatmapSummary | None) -> list[Region]:
+    if summary is None:
+        return []
+    return [Region(box=list(r.box), score=min(1.0, max(0.0, r.score)), area=r.area) for r in summary.regions]
+
+
+def _heatmap_stats(summary: HeatmapSummary | None) -> HeatmapStats | None:
+    if summary is None:
+        return None
+    return HeatmapStats(
+        kind=summary.kind,  # type: ignore[arg-type]
+        peak=summary.peak,
+        mean=summary.mean,
+        area_fraction=summary.area_fraction,
+        threshold=summary.threshold,
+    )

@@ -20,6 +20,7 @@ __all__ = [
     "ChannelContribution",
     "Event",
     "FrameInfo",
+    "HeatmapStats",
     "ImageRef",
     "LatencyStat",
     "ModelInfo",
@@ -277,6 +278,19 @@ class Region(_Msg):
     )
 
 
+class HeatmapStats(_Msg):
+    """Summary of the model's heatmap over the inspected crop (models with a heatmap output)."""
+
+    kind: Literal["defect_map", "class_activation", "anomaly_map"] = Field(
+        description="defect_map: trained on defect masks; class_activation: the classifier per location; "
+        "anomaly_map: a good-only anomaly model's per-pixel score (normalised, pixel threshold at 0.5)."
+    )
+    peak: Unit = Field(description="Highest heatmap value, 0..1.")
+    mean: Unit = Field(description="Mean heatmap value over the crop, 0..1.")
+    area_fraction: Unit = Field(description="Fraction of the crop above the pixel threshold.")
+    threshold: Unit = Field(description="The pixel threshold on the same 0..1 scale.")
+
+
 class ModelRef(_Msg):
     name: str
     version: str
@@ -307,7 +321,14 @@ class Event(_Msg):
     score: Unit
     defect_score: Unit
     threshold: Unit
-    regions: list[Region] = Field(default_factory=list, description="Where the defect is; may be empty.")
+    regions: list[Region] = Field(
+        default_factory=list,
+        description="Where the defect is, strongest first (at most 5 from a heatmap); empty when the model "
+        "has no heatmap or nothing passed its pixel threshold.",
+    )
+    heatmap: HeatmapStats | None = Field(
+        default=None, description="Heatmap statistics; null when the model has no heatmap output."
+    )
     roi: Rect | None = Field(default=None, description="Inspected region of the frame, null = whole frame.")
     part_box: Rect | None = Field(default=None, description="The part's box (presence trigger), else null.")
     model: ModelRef

@@ -43,7 +43,7 @@ def interpreter_backend() -> str:
     return load_interpreter_class()[1]
 
 
-def _spec(detail: dict[str, Any]) -> TensorSpec:
+def _spec(detail: dict[str, Any], signature_name: str | None = None) -> TensorSpec:
     scale, zero_point = detail.get("quantization", (0.0, 0))
     quant = QuantParams(scale=float(scale), zero_point=int(zero_point)) if scale else None
     return TensorSpec(
@@ -51,7 +51,22 @@ def _spec(detail: dict[str, Any]) -> TensorSpec:
         shape=[int(d) for d in detail["shape"]],
         dtype=np.dtype(detail["dtype"]).name,
         quantization=quant,
+        signature_name=signature_name,
     )
+
+
+def _signature_output_names(interpreter: Any) -> dict[int, str]:
+    """Tensor index -> the output's name in the model's signature (the Keras output name), if any.
+
+    TFLite tensor names (``StatefulPartitionedCall_1:0``) say nothing and the converter orders
+    a multi-output model's outputs its own way (alphabetically here), so roles come from the
+    signature. Old runtimes without signature runners, or models without a signature, give {}.
+    """
+    try:
+        runner = interpreter.get_signature_runner()
+        return {int(d["index"]): str(name) for name, d in runner.get_output_details().items()}
+    except (AttributeError, ValueError, RuntimeError, KeyError):
+        return {}
 
 
 class TFLiteModel:
@@ -74,7 +89,8 @@ class TFLiteModel:
         self._input_details = self._interpreter.get_input_details()
         self._output_details = self._interpreter.get_output_details()
         self.inputs = [_spec(d) for d in self._input_details]
-        self.outputs = [_spec(d) for d in self._output_details]
+        names = _signature_output_names(self._interpreter)
+        self.outputs = [_spec(d, names.get(int(d["index"]))) for d in self._output_details]
 
     def run(self, tensor: np.ndarray) -> list[np.ndarray]:
         detail = self._input_details[0]

@@ -20,8 +20,10 @@ from agent.status import ExitStatus, InspectError
 
 __all__ = [
     "CARD_SUFFIX",
+    "AnomalyNormalization",
     "DetectionOutputs",
     "DetectionSpec",
+    "HeatmapSpec",
     "InputSpec",
     "ModelCard",
     "QuantParams",
@@ -61,6 +63,11 @@ class TensorSpec(_Strict):
     dtype: Dtype
     quantization: QuantParams | None = Field(
         default=None, description="Present when the tensor is quantized (int8/uint8)."
+    )
+    signature_name: str | None = Field(
+        default=None,
+        description="The output's name in the model signature (e.g. probabilities, heatmap): how the agent "
+        "finds each output, since TFLite orders a multi-output model's outputs its own way.",
     )
 
 
@@ -178,6 +185,44 @@ class DetectionSpec(_Strict):
     )
 
 
+class HeatmapSpec(_Strict):
+    """How to read the model's heatmap output (where the defect is), when it has one."""
+
+    output: str = Field(description="signature_name of the heatmap output, shape [1, h, w, 1].")
+    kind: Literal["defect_map", "class_activation", "anomaly_map"] = Field(
+        description="defect_map: trained on defect masks (sigmoid, 0..1); class_activation: the classifier "
+        "applied per location (1 - p(good) there, 0..1); anomaly_map: per-pixel anomaly (raw units)."
+    )
+    threshold: float = Field(
+        description="Pixel threshold in the heatmap's own units: cells above it form the event's regions."
+    )
+    source: str = Field(default="default", description="'default' or how the threshold was calibrated.")
+
+
+class AnomalyNormalization(_Strict):
+    """Raw anomaly scores -> 0..1 as anomalib does: the threshold maps to 0.5, min/max to 0/1, clamped."""
+
+    image_threshold: float = Field(description="Raw image score above which a part is NG.")
+    pixel_threshold: float = Field(description="Raw heatmap value above which a pixel is anomalous.")
+    min: float = Field(description="Lowest raw score seen in calibration (maps to 0).")
+    max: float = Field(description="Highest raw score seen in calibration (maps to 1).")
+    source: str = Field(default="default", description="How the thresholds were calibrated.")
+
+    @model_validator(mode="after")
+    def _check(self) -> AnomalyNormalization:
+        if not self.max > self.min:
+            raise ValueError(f"max ({self.max}) must be greater than min ({self.min})")
+        return self
+
+    def shifted(self, raw: Any, threshold: float) -> Any:
+        """``raw`` (a number or an array) rescaled so ``threshold`` sits at 0.5; not yet clamped."""
+        return (raw - threshold) / (self.max - self.min) + 0.5
+
+    def normalize(self, raw: float, threshold: float) -> float:
+        """``raw`` -> 0..1 with ``threshold`` at 0.5 (anomalib's one-class normalisation)."""
+        return min(1.0, max(0.0, float(self.shifted(raw, threshold))))
+
+
 class _Card(_Strict):
     """What every card has; ``ModelCard`` (images) and ``SeriesModelCard`` (sensors) add their input."""
 
@@ -236,7 +281,12 @@ class _Card(_Strict):
             problems.append(f"model has {len(outputs)} outputs, the card describes {len(self.outputs)}")
         else:
             for got, want in zip(outputs, self.outputs, strict=True):
-                if (got.shape, got.dtype) != (want.shape, want.dtype):
+                if want.signature_name is not None and got.signature_name != want.signature_name:
+                    problems.append(
+                        f"output {want.name} is {got.signature_name!r} in the model, "
+                        f"{want.signature_name!r} in the card"
+                    )
+                elif (got.shape, got.dtype) != (want.shape, want.dtype):
                     problems.append(
                         f"output {want.name} is {got.dtype}{got.shape} in the model, "
                         f"{want.dtype}{want.shape} in the card"
@@ -251,12 +301,23 @@ class ModelCard(_Card):
     """The card of an image model."""
 
     input: InputSpec
+    heatmap: HeatmapSpec | None = Field(
+        default=None, description="Present when the model has a heatmap output (regions in events)."
+    )
+    anomaly: AnomalyNormalization | None = Field(
+        default=None, description="Required for task anomaly: thresholds and score normalisation."
+    )
     detection: DetectionSpec | None = Field(
         default=None, description="Required for task 'detection': how to read the detector's outputs."
     )
 
     @model_validator(mode="after")
-    def _check_detection_section(self) -> ModelCard:
+    def _check_sections(self) -> ModelCard:
+        if self.task == "anomaly" and self.anomaly is None:
+            raise ValueError("task anomaly needs the 'anomaly' section (thresholds and normalisation)")
+        names = {o.signature_name for o in self.outputs}
+        if self.heatmap is not None and self.heatmap.output not in names:
+            raise ValueError(f"heatmap.output {self.heatmap.output!r} is none of the outputs' signature_name")
         self._check_detection()
         return self
 

@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from agent.bundle import ModelBundle, Scores
+from agent.bundle import Heatmap, ModelBundle, Scores
 from agent.decision import Decider, Verdict
 from agent.detection import Detection
 from agent.messages import FrameInfo, Result, iso_ts
@@ -64,6 +64,7 @@ class EventJob:
     bundle: ModelBundle
     roi: Box | None
     detections: tuple[Detection, ...] = ()  # a detector's, in the pixels of ``inspection.crop``
+    heatmap: Heatmap | None = None  # where the model saw the defect; regions are computed on the event thread
 
 
 class CameraWorker:
@@ -166,7 +167,15 @@ class CameraWorker:
             # Blocks when the event thread is behind: back-pressure instead of a lost event.
             self.events.put(
                 EventJob(
-                    self.camera, self._seq, frame, inspection, verdict, bundle, self.roi, scores.detections
+                    self.camera,
+                    self._seq,
+                    frame,
+                    inspection,
+                    verdict,
+                    bundle,
+                    self.roi,
+                    detections=scores.detections,
+                    heatmap=scores.heatmap,
                 )
             )
         self.publish_result(self.camera, result)

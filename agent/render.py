@@ -7,9 +7,10 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from agent.preprocess import Transform
 from agent.trigger import Box
 
-__all__ = ["Jpeg", "annotate", "crop_padded", "encode_jpeg"]
+__all__ = ["Jpeg", "annotate", "crop_padded", "encode_jpeg", "overlay_heatmap"]
 
 _NG, _OK, _ROI = (40, 40, 230), (60, 180, 60), (200, 160, 40)  # BGR
 
@@ -78,4 +79,32 @@ def annotate(
     (tw, th), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, thick)
     cv2.rectangle(out, (0, 0), (tw + 16, th + base + 16), colour, -1)
     cv2.putText(out, text, (8, th + 8), cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), thick, cv2.LINE_AA)
+    return out
+
+
+def overlay_heatmap(
+    image: np.ndarray, unit: np.ndarray, transform: Transform, crop: Box, threshold: float
+) -> np.ndarray:
+    """A copy of the frame with a 0..1 heatmap (model-input pixels) blended over the inspected crop.
+
+    ``transform`` is the preprocess one (model input -> crop pixels, stretch or letterbox). Only
+    pixels above half the pixel ``threshold`` are tinted (JET colours), so good areas keep their look.
+    """
+    out = cv2.cvtColor(image, cv2.COLOR_GRAY2BGR) if image.ndim == 2 else image.copy()
+    x, y, w, h = crop
+    left, top = max(0, x), max(0, y)
+    right, bottom = min(out.shape[1], x + w), min(out.shape[0], y + h)
+    if right <= left or bottom <= top:
+        return out
+    sx, sy = transform.scale_x, transform.scale_y
+    to_crop = np.array(
+        [[1 / sx, 0, -transform.offset_x / sx], [0, 1 / sy, -transform.offset_y / sy]], np.float32
+    )
+    on_crop = cv2.warpAffine(unit.astype(np.float32), to_crop, (w, h), flags=cv2.INTER_LINEAR)
+    part = on_crop[top - y : bottom - y, left - x : right - x]
+    levels = (np.clip(part, 0.0, 1.0) * 255).astype(np.uint8)
+    colours = cv2.applyColorMap(levels, cv2.COLORMAP_JET)
+    alpha = np.where(part > threshold / 2, 0.45, 0.0)[..., None]
+    blended = out[top:bottom, left:right].astype(np.float32) * (1 - alpha) + colours * alpha
+    out[top:bottom, left:right] = np.clip(blended, 0, 255).astype(np.uint8)
     return out

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from tests.broker import Mosquitto, find_mosquitto, have_openssl
+from tests.toolchain_run import toolchain  # noqa: F401  (a session fixture several modules share)
 
 BROKER_USERS = {"agent": "s3cret-agent", "viewer": "s3cret-viewer"}
 

@@ -1,64 +1,30 @@
 """synth -> train -> convert (all four variants) -> evaluate, for real, on a tiny generated set.
 
-One module-scoped run keeps TensorFlow's start-up and training to ~1 minute;
-each test then checks one promise of the toolchain on its outputs.
+One session-scoped run (tests/toolchain_run.py, shared with the heatmap tests) keeps
+TensorFlow's start-up and training to ~1 minute; each test checks one promise on its outputs.
 """
 
 from __future__ import annotations
 
 import json
 import shutil
-from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
 
+from agent.bundle import load_bundle
 from agent.model import TFLiteModel
 from agent.modelcard import card_path_for, file_sha256, load_card
 from agent.status import ExitStatus
+from tests.toolchain_run import INPUT_SIZE, Run
 from tools.cli import main
 from tools.convert import VARIANTS
-from tools.synth import generate_images
 
 pytestmark = pytest.mark.slow
 
-INPUT_SIZE = 64
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
-
-
-@dataclass
-class Run:
-    data: Path
-    run: Path
-    models: Path
-    report: Path
-    train_stdout: str
-
-
-@pytest.fixture(scope="module")
-def toolchain(tmp_path_factory: pytest.TempPathFactory) -> Run:
-    root = tmp_path_factory.mktemp("toolchain")
-    data = root / "data"
-    generate_images(data, count=240, seed=3, size=128, defect_ratio=0.5, kinds=("scratch", "spot", "crack"))
-    # Junk a real folder has: an unreadable "image" and a note; both are skipped and counted.
-    (data / "good" / "corrupt.png").write_bytes(b"not a png at all")
-    (data / "good" / "notes.txt").write_text("shift B, lamp replaced")
-    run, models, report = root / "run", root / "models", root / "report"
-    # Validation on the training images themselves, without augmentation: a few epochs on
-    # 240 hard synthetic images cannot generalise, but they can be learnt, and a model that
-    # is confident about them is what the agreement and pipeline checks below need.
-    train = ["train", "--data", str(data), "--val-data", str(data), "--out", str(run), "--no-augment"]
-    assert main([*train, "--input-size", str(INPUT_SIZE), "--epochs", "8", "--batch-size", "16"]) == 0
-    assert (
-        main(["convert", "--model", str(run / "model.keras"), "--out", str(models), "--name", "parts"]) == 0
-    )
-    argv = ["evaluate", "--data", str(data), "--out", str(report), "--latency-runs", "5", "--write-threshold"]
-    argv += ["--model", str(run / "model.keras")]
-    argv += [arg for v in VARIANTS for arg in ("--model", str(models / f"parts_{v}.tflite"))]
-    assert main(argv) == 0
-    return Run(data, run, models, report, "")
 
 
 def test_training_writes_model_record_and_curves(toolchain: Run) -> None:
@@ -101,7 +67,7 @@ def test_int8_model_has_identity_uint8_input_and_quantized_output(toolchain: Run
     assert card.input.quantization is not None
     # Input range pinned to 0..255, so device preprocessing is a resize and a cast.
     assert (card.input.quantization.scale, card.input.quantization.zero_point) == (1.0, 0)
-    (output,) = card.outputs
+    output = next(o for o in card.outputs if o.signature_name == "probabilities")
     assert output.dtype == "uint8" and output.shape == [1, 4]
     assert output.quantization is not None and output.quantization.scale == pytest.approx(1 / 256)
 
@@ -219,6 +185,17 @@ def test_grey_images_train_a_grey_model(tmp_path: Path) -> None:
     assert main([*argv, "--input-size", "32", "--width", "0.5"]) == 0
     record = json.loads((tmp_path / "run" / "training.json").read_text())
     assert record["input"]["shape"] == [1, 32, 32, 1] and record["input"]["color_order"] == "GRAY"
+    # No masks: the heatmap is a class activation map built into the graph (1 - p(good) per 1/16 cell),
+    # with the image threshold as its pixel threshold; it survives conversion and the agent reads it.
+    assert record["heatmap"]["kind"] == "class_activation"
+    assert record["heatmap"]["threshold"] == pytest.approx(record["thresholds"]["defect"])
+    convert = ["convert", "--model", str(tmp_path / "run" / "model.keras"), "--out", str(tmp_path / "m")]
+    assert main([*convert, "--variants", "float32", "--rep-data", str(data), "--min-agreement", "0"]) == 0
+    bundle = load_bundle(tmp_path / "m" / "run_float32.tflite", num_threads=1)
+    scores, _ = bundle.classify(cv2.imread(str(data / "scratch" / "0.png")))
+    assert scores.heatmap is not None and scores.heatmap.kind == "class_activation"
+    assert scores.heatmap.values.shape == (2, 2)  # 1/16 of 32 px
+    assert np.all((scores.heatmap.values >= 0) & (scores.heatmap.values <= 1))
 
 
 def test_agent_classifies_images_with_the_int8_bundle(

@@ -22,14 +22,22 @@ from typing import Any
 
 import numpy as np
 
+from agent.bundle import HEATMAP, find_output, scores_output
 from agent.model import TFLiteModel
-from agent.modelcard import InputSpec, ModelCard, Thresholds, card_path_for, file_sha256, save_card
+from agent.modelcard import (
+    InputSpec,
+    ModelCard,
+    Thresholds,
+    card_path_for,
+    file_sha256,
+    save_card,
+)
 from agent.status import ExitStatus, InspectError
 from tools._cli_util import HelpFormatter, ensure_output_dir
 from tools.dataset import sample_images
 from tools.source_model import ModelMeta, SourceModel, input_spec, load_source_model, meta_from_training_json
 from tools.tf_util import captured_native_output, import_tensorflow, tool_versions
-from tools.variants import tflite_outputs
+from tools.variants import tflite_all_outputs
 
 __all__ = ["VARIANTS", "Verification", "add_parser", "convert_variant", "run"]
 
@@ -99,6 +107,7 @@ class Verification:
     confident_agreement: float
     max_abs_diff: float
     mean_abs_diff: float
+    heatmap: dict[str, float] | None = None  # heatmap fidelity: abs diffs, peak-cell agreement
 
     def passed(self, bound: float) -> bool:
         return self.confident_agreement >= bound
@@ -128,6 +137,7 @@ def run(args: argparse.Namespace) -> int:
             MIN_REP_SAMPLES,
         )
     reference = source.predict(rep)
+    reference_maps = source.predict_outputs(rep).get(HEATMAP) if meta.heatmap else None
     failed = []
     print(
         f"{'variant':<9} {'bytes':>10} {'agree':>7} {'confident (n)':>14} {'max |diff|':>10} "
@@ -138,7 +148,7 @@ def run(args: argparse.Namespace) -> int:
         path.write_bytes(convert_variant(source, variant, rep, args.int8_io))
         model = TFLiteModel(path, num_threads=1)
         spec = input_spec(meta, source.input_shape, model.inputs[0])
-        check = _verify(model, spec, rep, reference)
+        check = _verify(model, spec, rep, reference, reference_maps, meta)
         card = _card(name, args, variant, path, model, spec, meta, source, check)
         save_card(card, card_path_for(path))
         if not check.passed(args.min_agreement):
@@ -186,7 +196,8 @@ def _resolve_meta(args: argparse.Namespace, source: SourceModel) -> ModelMeta:
     meta.good_label = args.good_label or meta.good_label
     meta.color_order = args.color_order or meta.color_order
     meta.mean, meta.std = args.mean or meta.mean, args.std or meta.std
-    if len(meta.labels) != source.num_outputs:
+    expected = 1 if meta.task == "anomaly" else len(meta.labels)  # an anomaly model has one score
+    if expected != source.num_outputs:
         raise InspectError(
             f"{len(meta.labels)} labels {meta.labels} but the model has {source.num_outputs} outputs",
             ExitStatus.DATA_ERROR,
@@ -256,12 +267,35 @@ def _converter_reason(message: str) -> str:
     return " | ".join(lines[:2]) or "no reason given"
 
 
-def _verify(model: TFLiteModel, spec: InputSpec, rep: np.ndarray, reference: np.ndarray) -> Verification:
-    outputs = tflite_outputs(model, spec, rep)
+def _verify(
+    model: TFLiteModel,
+    spec: InputSpec,
+    rep: np.ndarray,
+    reference: np.ndarray,
+    reference_maps: np.ndarray | None,
+    meta: ModelMeta,
+) -> Verification:
+    all_outputs = tflite_all_outputs(model, spec, rep)
+    scores_index = scores_output(model.outputs)
+    if scores_index is None:
+        raise InspectError(f"{model.path}: the converted model has no scores output", ExitStatus.DATA_ERROR)
+    outputs = all_outputs[scores_index]
     diff = np.abs(outputs - reference)
-    same = outputs.argmax(axis=1) == reference.argmax(axis=1)
-    top2 = np.sort(reference, axis=1)[:, -2:]
-    confident = (top2[:, 1] - top2[:, 0]) >= CONFIDENT_MARGIN
+    if meta.task == "anomaly":  # one score: agreement = same side of the image threshold
+        norm = meta.anomaly_normalization()
+        assert norm is not None, "an anomaly training record always has its normalisation"
+        threshold, spread = norm.image_threshold, norm.max - norm.min
+        same = (outputs[:, 0] > threshold) == (reference[:, 0] > threshold)
+        confident = np.abs(reference[:, 0] - threshold) >= CONFIDENT_MARGIN * spread
+        diff = diff / spread  # in units of the normalised score, comparable with probabilities
+    else:
+        same = outputs.argmax(axis=1) == reference.argmax(axis=1)
+        top2 = np.sort(reference, axis=1)[:, -2:]
+        confident = (top2[:, 1] - top2[:, 0]) >= CONFIDENT_MARGIN
+    heatmap = None
+    heatmap_index = find_output(model.outputs, HEATMAP, 4)
+    if reference_maps is not None and heatmap_index is not None:
+        heatmap = _heatmap_fidelity(all_outputs[heatmap_index], reference_maps)
     if not confident.any():  # nothing to go by but the raw figure
         confident = np.ones_like(same)
     return Verification(
@@ -271,7 +305,20 @@ def _verify(model: TFLiteModel, spec: InputSpec, rep: np.ndarray, reference: np.
         confident_agreement=float(same[confident].mean()),
         max_abs_diff=float(diff.max()),
         mean_abs_diff=float(diff.mean()),
+        heatmap=heatmap,
     )
+
+
+def _heatmap_fidelity(maps: np.ndarray, reference: np.ndarray) -> dict[str, float]:
+    """How the variant's heatmaps differ from the source model's: relative to the maps' range."""
+    spread = max(float(reference.max() - reference.min()), 1e-6)
+    diff = np.abs(maps - reference) / spread
+    flat, ref_flat = maps.reshape(len(maps), -1), reference.reshape(len(reference), -1)
+    return {
+        "max_abs_diff_of_range": float(diff.max()),
+        "mean_abs_diff_of_range": float(diff.mean()),
+        "peak_cell_agreement": float(np.mean(flat.argmax(1) == ref_flat.argmax(1))),
+    }
 
 
 def _card(
@@ -290,15 +337,21 @@ def _card(
         target_recall=meta.thresholds.get("target_recall"),
         source=str(meta.thresholds.get("source", "default")),
     )
+    heatmap = meta.heatmap_spec()
+    if heatmap is not None and all(o.signature_name != heatmap.output for o in model.outputs):
+        heatmap = None  # a model trained elsewhere whose heatmap output did not survive conversion
     return ModelCard(
         name=name,
         version=args.model_version,
+        task=meta.task,  # type: ignore[arg-type]
         labels=meta.labels,
         good_label=meta.good_label,
         quantization=variant,  # type: ignore[arg-type]
         input=spec,
         outputs=model.outputs,
         thresholds=thresholds,
+        heatmap=heatmap,
+        anomaly=meta.anomaly_normalization(),
         metrics={
             "validation_source_model": meta.validation,
             "verification": {
@@ -312,7 +365,9 @@ def _card(
                 "min_agreement": args.min_agreement,
                 "passed": check.passed(args.min_agreement),
                 "interpreter": model.backend,
+                "heatmap": check.heatmap,
             },
+            "validation_localization": meta.heatmap.get("validation"),
         },
         training=meta.training,
         source_model={"path": str(source.path), "format": source.format, "sha256": source.sha256},

@@ -50,6 +50,7 @@ class LabelledImages:
     # image's mask is known (a defect image without a mask file is not).
     masks: np.ndarray | None = None
     mask_known: np.ndarray | None = None
+    kinds: list[str] | None = None  # the original folder per image, when labels were merged (anomaly)
 
     def __len__(self) -> int:
         return len(self.paths)
@@ -67,6 +68,7 @@ class LabelledImages:
             self.skipped,
             None if self.masks is None else self.masks[index],
             None if self.mask_known is None else self.mask_known[index],
+            None if self.kinds is None else [self.kinds[i] for i in index],
         )
 
     def summary(self) -> dict[str, object]:
@@ -148,8 +150,15 @@ def _load_mask(path: Path | None, shape: tuple[int, ...], spec: InputSpec) -> np
     if path is None:
         return None
     mask = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
-    if mask is None or mask.shape[:2] != shape[:2]:
+    if mask is None:
+        log.warning("unreadable mask %s: its image counts as a defect without a known mask", path)
         return None
+    if mask.shape[:2] != shape[:2]:
+        raise InspectError(
+            f"mask {path} is {mask.shape[1]}x{mask.shape[0]} px, its image is {shape[1]}x{shape[0]}: "
+            "a mask must have its image's size",
+            ExitStatus.DATA_ERROR,
+        )
     grey = spec.model_copy(update={"color_order": "GRAY", "shape": [1, spec.height, spec.width, 1]})
     return to_model_pixels(mask, grey)[0][:, :, 0]
 

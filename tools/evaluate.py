@@ -24,7 +24,8 @@ from agent.modelcard import card_path_for, load_card, save_card
 from agent.status import ExitStatus, InspectError
 from tools._cli_util import HelpFormatter, ensure_output_dir
 from tools.dataset import LabelledImages, load_images
-from tools.metrics import classification_metrics, defect_scores, threshold_for_recall
+from tools.localization import localization_metrics, upsample
+from tools.metrics import classification_metrics, defect_scores, flagged_per_folder, threshold_for_recall
 from tools.report import write_reports
 from tools.variants import Variant, load_variant
 
@@ -83,7 +84,7 @@ def run(args: argparse.Namespace) -> int:
     for variant in variants:
         key = variant.spec.model_dump_json(include={"shape", "color_order", "resize"})
         if key not in datasets:
-            datasets[key] = load_images(args.data, variant.spec, class_names=labels)
+            datasets[key] = _load_data(args.data, variant)
         entries.append((variant, evaluate_variant(variant, datasets[key], args), datasets[key]))
     results = [result for _, result, _ in entries]
     data = entries[0][2]
@@ -97,12 +98,42 @@ def run(args: argparse.Namespace) -> int:
     if args.write_threshold:
         _write_thresholds(variants, results, args)
     _print_table(results)
+    for result in results:
+        if "localization" in result:
+            loc = result["localization"]
+            print(
+                f"{result['name']:<28} localization on {loc['images']} images: "
+                f"pixel AUC {loc['pixel_roc_auc']}, PRO {loc['pro']}, "
+                f"peak in mask {loc['peak_in_mask']}, IoU {loc['iou_at_threshold']}"
+            )
     print(f"wrote {out / 'report.json'}, {out / 'report.md'}, {out / 'report.html'}")
     return int(ExitStatus.OK)
 
 
+def _load_data(source: Path, variant: Variant) -> LabelledImages:
+    """The labelled data as this variant sees it; masks come along when the variant has a heatmap.
+
+    An anomaly model knows only good/anomaly: every defect folder counts as its anomaly label,
+    which also makes the defect kinds it never saw part of the test.
+    """
+    good = variant.good_label if variant.heatmap_kind else None
+    if variant.task != "anomaly":
+        return load_images(source, variant.spec, class_names=variant.labels, good_label=good)
+    data = load_images(source, variant.spec, good_label=variant.good_label)
+    if variant.good_label not in data.class_names:
+        raise InspectError(
+            f"{source} has no {variant.good_label!r} folder: an anomaly evaluation needs good images",
+            ExitStatus.DATA_ERROR,
+        )
+    is_good = data.labels == data.class_names.index(variant.good_label)
+    data.kinds = [data.class_names[i] for i in data.labels]
+    data.labels = np.where(is_good, variant.good_index, 1 - variant.good_index).astype(np.int64)
+    data.class_names = list(variant.labels)
+    return data
+
+
 def evaluate_variant(variant: Variant, data: LabelledImages, args: argparse.Namespace) -> dict[str, Any]:
-    probs = variant.predict(data.pixels)
+    probs, heatmaps = variant.predict_with_heatmaps(data.pixels)
     good = variant.good_index
     is_defect = data.labels != good
     scores = defect_scores(probs, good)
@@ -113,6 +144,8 @@ def evaluate_variant(variant: Variant, data: LabelledImages, args: argparse.Name
         "kind": variant.kind,
         "quantization": variant.quantization,
         "size_bytes": variant.size_bytes,
+        "task": variant.task,
+        "heatmap_kind": variant.heatmap_kind,
         "metrics": classification_metrics(data.labels, probs, data.class_names, good, variant.threshold),
         "threshold_for_target_recall": choice.as_dict(),
         "metrics_at_target_threshold": classification_metrics(
@@ -121,6 +154,14 @@ def evaluate_variant(variant: Variant, data: LabelledImages, args: argparse.Name
         "latency_ms": variant.latency(data.pixels[0], args.threads, args.latency_runs),
         "_probs": probs,
     }
+    if variant.task == "anomaly" and data.kinds:
+        result["flagged_per_folder"] = flagged_per_folder(data.kinds, scores > variant.threshold)
+    if heatmaps is not None and data.masks is not None and data.mask_known is not None:
+        maps = upsample(heatmaps, variant.spec.height, variant.spec.width)
+        result["localization"] = localization_metrics(
+            maps, data.masks, data.mask_known, variant.pixel_threshold
+        )
+        result["_heatmaps"] = maps
     return result
 
 

@@ -12,7 +12,13 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["ThresholdChoice", "classification_metrics", "defect_scores", "threshold_for_recall"]
+__all__ = [
+    "ThresholdChoice",
+    "classification_metrics",
+    "defect_scores",
+    "flagged_per_folder",
+    "threshold_for_recall",
+]
 
 
 @dataclass(frozen=True)
@@ -81,3 +87,9 @@ def classification_metrics(
         "defect_precision": precision,
         "defect_recall": recall,
     }
+
+
+def flagged_per_folder(folders: list[str], flagged: np.ndarray) -> dict[str, float]:
+    """Fraction flagged NG per source folder: recall on each defect kind, false-positive rate on good."""
+    names = np.asarray(folders)
+    return {name: float(np.mean(flagged[names == name])) for name in sorted(set(folders))}

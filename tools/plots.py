@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["plot_confusion", "plot_curves", "plot_misses", "plot_roc"]
+__all__ = ["plot_confusion", "plot_curves", "plot_localization_gallery", "plot_misses", "plot_roc"]
 
 
 def _pyplot():  # type: ignore[no-untyped-def]
@@ -94,6 +94,40 @@ def plot_misses(
     if not images:
         axes[0][0].text(0.5, 0.5, "no misses", ha="center", va="center")
     fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+
+
+def plot_localization_gallery(
+    images: np.ndarray,
+    heatmaps: np.ndarray,
+    masks: np.ndarray,
+    captions: list[str],
+    title: str,
+    path: Path,
+    threshold: float | None = None,
+) -> None:
+    """One row per image: the image, its 0..1 heatmap over it (threshold contour), the ground-truth mask."""
+    plt = _pyplot()
+    rows = max(1, len(images))
+    fig, axes = plt.subplots(rows, 3, figsize=(7.2, 2.3 * rows + 0.5), squeeze=False)
+    for ax in axes.ravel():
+        ax.axis("off")
+    for row, (image, heat, mask, caption) in enumerate(zip(images, heatmaps, masks, captions, strict=False)):
+        grey = image.shape[-1] == 1
+        axes[row][0].imshow(image.squeeze(), cmap="gray" if grey else None)
+        axes[row][0].set_title(caption, fontsize=7)
+        axes[row][1].imshow(image.squeeze(), cmap="gray" if grey else None)
+        axes[row][1].imshow(heat, cmap="jet", alpha=0.5, vmin=0.0, vmax=1.0)
+        if threshold is not None and heat.max() > threshold > heat.min():
+            axes[row][1].contour(heat, levels=[threshold], colors="white", linewidths=0.8)
+        axes[row][1].set_title(f"heatmap (peak {heat.max():.2f})", fontsize=7)
+        axes[row][2].imshow(mask, cmap="gray", vmin=0, vmax=255)
+        axes[row][2].set_title("ground truth", fontsize=7)
+    if len(images) == 0:
+        axes[0][0].text(0.5, 0.5, "no images with masks", ha="center", va="center")
+    fig.suptitle(title, fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=90)
     plt.close(fig)

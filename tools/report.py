@@ -11,7 +11,7 @@ import numpy as np
 
 from tools.dataset import LabelledImages
 from tools.metrics import defect_scores
-from tools.plots import plot_confusion, plot_misses, plot_roc
+from tools.plots import plot_confusion, plot_localization_gallery, plot_misses, plot_roc
 from tools.variants import Variant
 
 __all__ = ["dump_json", "write_reports"]
@@ -57,6 +57,23 @@ def _misses(
     return images, captions
 
 
+def _gallery(
+    variant: Variant, heatmaps: np.ndarray, data: LabelledImages, path: Path, count: int = 8
+) -> None:
+    """Image / heatmap / ground truth for defect images with masks (evenly spread), then two good ones."""
+    assert data.masks is not None and data.mask_known is not None
+    with_mask = np.flatnonzero(data.mask_known & (data.masks.reshape(len(data), -1).max(1) > 0))
+    good = np.flatnonzero(data.labels == variant.good_index)[:2]
+    picked = with_mask[np.linspace(0, len(with_mask) - 1, min(count - len(good), len(with_mask))).astype(int)]
+    index = np.concatenate([picked, good]).astype(int) if len(with_mask) else good
+    kinds = data.kinds or [data.class_names[i] for i in data.labels]
+    captions = [f"{kinds[i]}: {Path(data.paths[i]).name}" for i in index]
+    plot_localization_gallery(
+        data.pixels[index], heatmaps[index], data.masks[index], captions,
+        f"{variant.name}: image / heatmap / ground truth", path, variant.pixel_threshold,
+    )  # fmt: skip
+
+
 def write_reports(
     report: dict[str, Any],
     entries: list[tuple[Variant, dict[str, Any], LabelledImages]],
@@ -82,6 +99,9 @@ def write_reports(
             out / f"misses_{slug}.png",
         )
         result["plots"] = {"confusion": f"confusion_{slug}.png", "misses": f"misses_{slug}.png"}
+        if "_heatmaps" in result and data.masks is not None:
+            _gallery(variant, result["_heatmaps"], data, out / f"gallery_{slug}.png")
+            result["plots"]["gallery"] = f"gallery_{slug}.png"
         is_defect = data.labels != variant.good_index
         if is_defect.any() and (~is_defect).any():
             fpr, tpr, _ = roc_curve(is_defect, defect_scores(result["_probs"], variant.good_index))
@@ -153,6 +173,33 @@ def _per_class_rows(result: dict[str, Any]) -> list[list[str]]:
     return rows
 
 
+_LOC_HEADER = ["variant", "heatmap", "images (defect)", "pixel AUC", "PRO@0.3", "peak in mask", "IoU @ thr"]
+
+
+def _fmt(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.4f}"
+
+
+def _localization_rows(report: dict[str, Any]) -> list[list[str]]:
+    rows = []
+    for r in report["variants"]:
+        loc = r.get("localization")
+        if loc is None:
+            continue
+        rows.append(
+            [
+                r["name"],
+                str(r.get("heatmap_kind")),
+                f"{loc['images']} ({loc['defect_images']})",
+                _fmt(loc["pixel_roc_auc"]),
+                _fmt(loc["pro"]),
+                _fmt(loc["peak_in_mask"]),
+                _fmt(loc["iou_at_threshold"]),
+            ]
+        )
+    return rows
+
+
 def _markdown(report: dict[str, Any]) -> str:
     data = report["data"]
     parts = [
@@ -165,6 +212,13 @@ def _markdown(report: dict[str, Any]) -> str:
         "",
         "![ROC](roc.png)",
     ]
+    if _localization_rows(report):
+        parts += [
+            "",
+            "## Localization (images with masks)",
+            "",
+            _md_table(_LOC_HEADER, _localization_rows(report)),
+        ]
     for r in report["variants"]:
         parts += [
             "",
@@ -175,6 +229,8 @@ def _markdown(report: dict[str, Any]) -> str:
             f"![confusion]({r['plots']['confusion']})",
             f"![misses]({r['plots']['misses']})",
         ]
+        if "gallery" in r["plots"]:
+            parts.append(f"![image / heatmap / ground truth]({r['plots']['gallery']})")
     return "\n".join(parts) + "\n"
 
 
@@ -194,6 +250,11 @@ def _html(report: dict[str, Any]) -> str:
         _html_table(_HEADER, _summary_rows(report)),
         '<img src="roc.png" alt="ROC curves">',
     ]
+    if _localization_rows(report):
+        sections += [
+            "<h2>Localization (images with masks)</h2>",
+            _html_table(_LOC_HEADER, _localization_rows(report)),
+        ]
     for r in report["variants"]:
         sections += [
             f"<h2>{html.escape(r['name'])}</h2>",
@@ -201,6 +262,8 @@ def _html(report: dict[str, Any]) -> str:
             f'<img src="{r["plots"]["confusion"]}" alt="confusion matrix">',
             f'<img src="{r["plots"]["misses"]}" alt="misses">',
         ]
+        if "gallery" in r["plots"]:
+            sections.append(f'<img src="{r["plots"]["gallery"]}" alt="image, heatmap, ground truth">')
     style = (
         "body{font-family:sans-serif;margin:2em;max-width:1400px}table{border-collapse:collapse;margin:1em 0}"
         "td,th{border:1px solid #ccc;padding:4px 8px;font-size:13px}th{background:#eee}img{max-width:100%}"

@@ -15,13 +15,15 @@ from typing import Any
 
 import numpy as np
 
-from agent.modelcard import InputSpec, TensorSpec, file_sha256
+from agent.modelcard import AnomalyNormalization, HeatmapSpec, InputSpec, TensorSpec, file_sha256
 from agent.status import ExitStatus, InspectError
 from tools.tf_util import import_tensorflow
 
 __all__ = ["ModelMeta", "SourceModel", "input_spec", "load_source_model", "meta_from_training_json"]
 
 log = logging.getLogger(__name__)
+
+SCORE_OUTPUTS = ("probabilities", "anomaly_score")  # the named output that carries the scores
 
 
 @dataclass
@@ -35,6 +37,20 @@ class ModelMeta:
     thresholds: dict[str, Any] = field(default_factory=dict)
     training: dict[str, Any] = field(default_factory=dict)
     validation: dict[str, Any] = field(default_factory=dict)
+    heatmap: dict[str, Any] = field(default_factory=dict)  # output, kind, threshold, source
+    task: str = "classification"
+    anomaly: dict[str, Any] = field(default_factory=dict)  # normalisation of an anomaly model
+
+    def heatmap_spec(self) -> HeatmapSpec | None:
+        """The card's heatmap section from the training record (which also holds its validation figures)."""
+        if not self.heatmap:
+            return None
+        return HeatmapSpec.model_validate(
+            {k: v for k, v in self.heatmap.items() if k in HeatmapSpec.model_fields}
+        )
+
+    def anomaly_normalization(self) -> AnomalyNormalization | None:
+        return AnomalyNormalization.model_validate(self.anomaly) if self.anomaly else None
 
 
 def meta_from_training_json(path: Path) -> ModelMeta:
@@ -52,6 +68,9 @@ def meta_from_training_json(path: Path) -> ModelMeta:
             validation={k: record["validation"].get(k) for k in ("accuracy", "defect_roc_auc", "images")}
             if "validation" in record
             else {},
+            heatmap=dict(record.get("heatmap") or {}),
+            task=str(record.get("task", "classification")),
+            anomaly=dict(record.get("anomaly") or {}),
         )
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise InspectError(f"cannot read training record {path}: {exc!r}", ExitStatus.DATA_ERROR) from exc
@@ -82,9 +101,22 @@ class SourceModel:
     num_outputs: int
     sha256: str
     _model: Any
+    primary_output: str | None = None  # the scores' key when the Keras model has named outputs
+
+    @property
+    def output_names(self) -> list[str]:
+        """Named outputs of a multi-output Keras model (probabilities, heatmap ...), else []."""
+        return sorted(_named_outputs(self._model) or {})
+
+    def predict_outputs(self, pixels: np.ndarray, batch_size: int = 64) -> dict[str, np.ndarray]:
+        """(N, H, W, C) uint8 pixels -> every named output (a Keras model with named outputs)."""
+        out = self._model.predict(pixels.astype(np.float32), batch_size=batch_size, verbose=0)
+        if not isinstance(out, dict):
+            return {self.primary_output or "output_0": np.asarray(out, np.float32)}
+        return {name: np.asarray(value, np.float32) for name, value in out.items()}
 
     def predict(self, pixels: np.ndarray, batch_size: int = 64) -> np.ndarray:
-        """(N, H, W, C) uint8 pixels -> (N, K) float32 outputs."""
+        """(N, H, W, C) uint8 pixels -> (N, K) float32 scores (the probabilities of a classifier)."""
         values = pixels.astype(np.float32)
         if self.format == "saved_model":
             import tensorflow as tf
@@ -96,6 +128,8 @@ class SourceModel:
                 for i in range(0, len(values), batch_size)
             ]
             return np.concatenate(outs).astype(np.float32)
+        if self.primary_output is not None:
+            return self.predict_outputs(pixels, batch_size)[self.primary_output]
         return np.asarray(self._model.predict(values, batch_size=batch_size, verbose=0), dtype=np.float32)
 
     def converter(self) -> Any:
@@ -107,6 +141,18 @@ class SourceModel:
     @property
     def keras_model(self) -> Any:
         return self._model
+
+
+def _named_outputs(model: Any) -> dict[str, Any] | None:
+    """A Keras model's outputs by name when it has a dict of them (ours), else None.
+
+    ``model.output`` raises for a reloaded Sequential model that was never called; ``outputs`` works.
+    """
+    try:
+        output = model.output
+    except (AttributeError, ValueError):
+        return None
+    return output if isinstance(output, dict) else None
 
 
 def _sha256_of(path: Path) -> str:
@@ -123,6 +169,7 @@ def load_source_model(path: Path) -> SourceModel:
     tf = import_tensorflow()
     import keras
 
+    primary: str | None = None
     try:
         if path.is_dir():
             if not (path / "saved_model.pb").is_file():
@@ -136,6 +183,15 @@ def load_source_model(path: Path) -> SourceModel:
             model = keras.models.load_model(str(path), compile=False)
             fmt = "keras" if path.suffix == ".keras" else "h5"
             in_shape, out_shape = list(model.inputs[0].shape), list(model.outputs[0].shape)
+            named = _named_outputs(model)
+            if named is not None:  # ours: probabilities (or anomaly_score) plus heatmap
+                primary = next((k for k in SCORE_OUTPUTS if k in named), None)
+                if primary is None:
+                    raise InspectError(
+                        f"model {path} has named outputs {sorted(named)}, none of {SCORE_OUTPUTS}",
+                        ExitStatus.DATA_ERROR,
+                    )
+                out_shape = list(named[primary].shape)
         else:
             raise InspectError(
                 f"{path}: unsupported model format {path.suffix!r} (use .keras, .h5 or a SavedModel folder)",
@@ -158,4 +214,4 @@ def load_source_model(path: Path) -> SourceModel:
             ExitStatus.DATA_ERROR,
         )
     h, w, c = (int(d) for d in in_shape[1:])
-    return SourceModel(path, fmt, (h, w, c), int(out_shape[1]), _sha256_of(path), model)
+    return SourceModel(path, fmt, (h, w, c), int(out_shape[1]), _sha256_of(path), model, primary)

@@ -57,6 +57,19 @@ def add_parser(subparsers: Any) -> None:
     p.add_argument(
         "--out", type=Path, required=True, help="run folder for model.keras, training.json, curves.png"
     )
+    p.add_argument(
+        "--task",
+        choices=["classification", "anomaly"],
+        default="classification",
+        help="classification: good and defect folders; anomaly: learn from good/ only (defect folders, "
+        "if any, only calibrate the thresholds and are reported)",
+    )
+    p.add_argument(
+        "--method",
+        choices=["student-teacher", "autoencoder"],
+        default="student-teacher",
+        help="anomaly model design (docs/anomaly.md compares them)",
+    )
     p.add_argument("--good-label", default="good", help="the class that means a good part")
     p.add_argument("--input-size", type=int, default=128, help="square input side in pixels")
     p.add_argument("--color", choices=["rgb", "gray"], default="rgb", help="colour or greyscale input")
@@ -118,13 +131,15 @@ def run(args: argparse.Namespace) -> int:
         color_order="GRAY" if args.color == "gray" else "RGB",
         resize=args.resize,
     )
+    if args.task == "anomaly":
+        return _run_anomaly(args, spec, out)
     train_set, val_set = _load_split(args, spec)
     good_index = _good_index(train_set.class_names, args.good_label)
     tf = import_tensorflow()
     import keras
 
     keras.utils.set_random_seed(args.seed)
-    from tools.architectures import MAP_STRIDE, build_classifier, classifier_only
+    from tools.architectures import MAP_STRIDE, build_classifier, deployable
 
     use_maps = _use_defect_maps(args, train_set)
     model = build_classifier(
@@ -157,12 +172,14 @@ def run(args: argparse.Namespace) -> int:
     ).history
     model.load_weights(checkpoint)
     checkpoint.unlink()
-    best = classifier_only(model)
+    best, heatmap_kind = deployable(model, good_index)
     best.save(out / "model.keras")
     history = _plain_history(history)
-    probs = best.predict(val_set.pixels.astype(np.float32), batch_size=64, verbose=0)
+    predicted = best.predict(val_set.pixels.astype(np.float32), batch_size=64, verbose=0)
+    probs = predicted["probabilities"]
     scores = defect_scores(probs, good_index)
     choice = threshold_for_recall(val_set.labels != good_index, scores, args.target_recall)
+    heatmap = _heatmap_record(heatmap_kind, predicted["heatmap"][..., 0], val_set, choice.threshold)
     best_epoch = int(np.argmin(history[monitor])) + 1
     record = {
         "task": "classification",
@@ -185,6 +202,7 @@ def run(args: argparse.Namespace) -> int:
             "target_recall": args.target_recall,
             "source": f"validation set, {len(val_set)} images",
         },
+        "heatmap": heatmap,
         "model_sha256": file_sha256(out / "model.keras"),
         "tools": tool_versions(),
         "seconds": round(time.monotonic() - started, 1),
@@ -201,6 +219,55 @@ def run(args: argparse.Namespace) -> int:
         f"wrote {out / 'model.keras'}, {out / TRAINING_JSON}, {out / 'curves.png'}"
     )
     return int(ExitStatus.OK)
+
+
+def _run_anomaly(args: argparse.Namespace, spec: InputSpec, out: Path) -> int:
+    from tools.plots import plot_curves
+    from tools.train_anomaly import run_anomaly
+
+    record = run_anomaly(args, spec, out)
+    (out / TRAINING_JSON).write_text(json.dumps(record, indent=2) + "\n")
+    plot_curves(record["history"], out / "curves.png")
+    val, norm = record["validation"], record["anomaly"]
+    loc = record["heatmap"].get("validation") or {}
+    print(
+        f"trained {record['epochs_run']} epochs in {record['seconds']} s ({args.method}); held-out "
+        f"image ROC-AUC {val['defect_roc_auc']}, pixel ROC-AUC {loc.get('pixel_roc_auc')}, "
+        f"PRO {loc.get('pro')}; "
+        f"image threshold {norm['image_threshold']:.5g} -> recall {val['defect_recall']:.4f} "
+        f"precision {val['defect_precision']:.4f}\n"
+        f"wrote {out / 'model.keras'}, {out / TRAINING_JSON}, {out / 'curves.png'}"
+    )
+    return int(ExitStatus.OK)
+
+
+def _heatmap_record(
+    kind: str, maps: np.ndarray, val_set: LabelledImages, image_threshold: float
+) -> dict[str, Any]:
+    """The card's heatmap facts: output name, kind, a pixel threshold and how it was chosen.
+
+    A defect map's threshold is the best pixel F1 against the validation masks (0.5 without
+    masks). A class activation map is the classifier applied per cell, so its natural pixel
+    threshold is the image threshold: a cell is a region when it alone would be called NG.
+    """
+    from tools.localization import localization_metrics, pixel_threshold_for_f1, upsample
+
+    record: dict[str, Any] = {"output": "heatmap", "kind": kind}
+    known, masks = val_set.mask_known, val_set.masks
+    has_masks = masks is not None and known is not None and bool(val_set.summary().get("defect_masks"))
+    maps = upsample(maps, val_set.pixels.shape[1], val_set.pixels.shape[2])
+    if kind == "class_activation":
+        record.update(threshold=float(image_threshold), source="the image defect threshold")
+    elif has_masks and masks is not None and known is not None:
+        threshold, f1 = pixel_threshold_for_f1(maps[known], masks[known])
+        record.update(
+            threshold=threshold, source=f"best pixel F1 ({f1:.3f}) on {int(known.sum())} validation images"
+        )
+    else:
+        record.update(threshold=0.5, source="default (no validation masks)")
+    if has_masks and masks is not None and known is not None:
+        record["validation"] = localization_metrics(maps, masks, known, record["threshold"])
+    return record
 
 
 def _load_split(args: argparse.Namespace, spec: InputSpec) -> tuple[LabelledImages, LabelledImages]:
