@@ -46,9 +46,11 @@ def add_parser(subparsers: Any) -> None:
     )
     p.add_argument(
         "--task",
-        choices=["classification", "detection"],
+        choices=["classification", "anomaly", "detection"],
         default="classification",
-        help="detection: a tiny CenterNet-style detector on defect boxes from the masks (docs/detection.md)",
+        help="classification: good and defect folders; anomaly: learn from good/ only (defect folders, "
+        "if any, only calibrate the thresholds and are reported); detection: a tiny CenterNet-style "
+        "detector on defect boxes from the masks (docs/detection.md); sensor series: --task timeseries",
     )
     p.add_argument(
         "--max-detections", type=int, default=10, help="detection: boxes per image the model returns"
@@ -56,13 +58,6 @@ def add_parser(subparsers: Any) -> None:
     p.add_argument("--val-data", type=Path, help="validation set (default: a stratified split of --data)")
     p.add_argument(
         "--out", type=Path, required=True, help="run folder for model.keras, training.json, curves.png"
-    )
-    p.add_argument(
-        "--task",
-        choices=["classification", "anomaly"],
-        default="classification",
-        help="classification: good and defect folders; anomaly: learn from good/ only (defect folders, "
-        "if any, only calibrate the thresholds and are reported)",
     )
     p.add_argument(
         "--method",
