@@ -9,14 +9,23 @@ by position: the converter orders a multi-output model's outputs its own way.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 
 from agent.detection import Detection, DetectionHead, label_scores
 from agent.model import TFLiteModel
-from agent.modelcard import AnomalyNormalization, ModelCard, TensorSpec, card_path_for, load_card
+from agent.modelcard import (
+    AnomalyNormalization,
+    ModelCard,
+    TensorSpec,
+    _Card,
+    card_path_for,
+    load_card,
+)
 from agent.preprocess import Transform, preprocess
 from agent.status import ExitStatus, InspectError
 
@@ -29,6 +38,7 @@ __all__ = [
     "Scores",
     "find_output",
     "load_bundle",
+    "open_verified",
     "scores_output",
 ]
 
@@ -182,17 +192,29 @@ def _bind_outputs(card: ModelCard, model: TFLiteModel, path: Path) -> ModelBundl
     return ModelBundle(card, model, scores, heatmap)
 
 
-def load_bundle(path: Path, num_threads: int | None = None) -> ModelBundle:
+CardT = TypeVar("CardT", bound=_Card)
+
+
+def open_verified(
+    path: Path, read_card: Callable[[Path], CardT], num_threads: int | None, what: str = "model"
+) -> tuple[CardT, TFLiteModel]:
+    """The card beside ``path`` and the loaded interpreter, once the card is known to describe the file
+    (sha256, tensor shapes and dtypes): a half-copied update never runs with the wrong card."""
     if path.suffix != ".tflite":
         raise InspectError(
-            f"model must be a .tflite file with its .json card beside it, got {path}", ExitStatus.USAGE
+            f"{what} must be a .tflite file with its .json card beside it, got {path}", ExitStatus.USAGE
         )
     if not path.is_file():
-        raise InspectError(f"model file not found: {path}", ExitStatus.NO_INPUT)
-    card = load_card(card_path_for(path))
+        raise InspectError(f"{what} file not found: {path}", ExitStatus.NO_INPUT)
+    card = read_card(card_path_for(path))
     card.verify_file(path)
     model = TFLiteModel(path, num_threads=num_threads)
     card.verify_tensors(model.inputs, model.outputs)
+    return card, model
+
+
+def load_bundle(path: Path, num_threads: int | None = None) -> ModelBundle:
+    card, model = open_verified(path, load_card, num_threads)
     if card.task == "detection" and card.detection is not None:
         return ModelBundle(card, model, detector=DetectionHead(card.detection, card.labels, model.outputs))
     if card.task not in _TASKS:

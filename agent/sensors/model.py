@@ -7,10 +7,9 @@ from pathlib import Path
 
 import numpy as np
 
-from agent.bundle import Scores
+from agent.bundle import Scores, open_verified
 from agent.model import TFLiteModel
-from agent.modelcard import SeriesModelCard, card_path_for, load_series_card
-from agent.status import ExitStatus, InspectError
+from agent.modelcard import SeriesModelCard, load_series_card
 
 __all__ = ["SeriesBundle", "load_series_bundle"]
 
@@ -49,14 +48,4 @@ class SeriesBundle:
 
 
 def load_series_bundle(path: Path, num_threads: int = 1) -> SeriesBundle:
-    if path.suffix != ".tflite":
-        raise InspectError(
-            f"sensor model must be a .tflite file with its .json card, got {path}", ExitStatus.USAGE
-        )
-    if not path.is_file():
-        raise InspectError(f"sensor model file not found: {path}", ExitStatus.NO_INPUT)
-    card = load_series_card(card_path_for(path))
-    card.verify_file(path)
-    model = TFLiteModel(path, num_threads=num_threads)
-    card.verify_tensors(model.inputs, model.outputs)
-    return SeriesBundle(card, model)
+    return SeriesBundle(*open_verified(path, load_series_card, num_threads, what="sensor model"))
