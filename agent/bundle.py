@@ -10,7 +10,7 @@ by position: the converter orders a multi-output model's outputs its own way.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import KW_ONLY, dataclass, field
 from pathlib import Path
 from typing import TypeVar
 
@@ -104,6 +104,7 @@ def scores_output(outputs: list[TensorSpec]) -> int | None:
 class ModelBundle:
     card: ModelCard
     model: TFLiteModel
+    _: KW_ONLY  # how the outputs are read differs by task: always named
     scores_index: int = 0
     heatmap_index: int | None = None
     detector: DetectionHead | None = None  # set for task "detection"
@@ -189,7 +190,7 @@ def _bind_outputs(card: ModelCard, model: TFLiteModel, path: Path) -> ModelBundl
                 "the model has no [1, h, w, 1] output of that name",
                 ExitStatus.DATA_ERROR,
             )
-    return ModelBundle(card, model, scores, heatmap)
+    return ModelBundle(card, model, scores_index=scores, heatmap_index=heatmap)
 
 
 CardT = TypeVar("CardT", bound=_Card)

@@ -66,7 +66,7 @@ def _all_rows(bundle: ModelBundle) -> ModelBundle:
     assert bundle.card.detection is not None
     spec = bundle.card.detection.model_copy(update={"score_threshold": 0.0})
     return ModelBundle(
-        bundle.card, bundle.model, DetectionHead(spec, bundle.card.labels, bundle.model.outputs)
+        bundle.card, bundle.model, detector=DetectionHead(spec, bundle.card.labels, bundle.model.outputs)
     )
 
 
