@@ -56,7 +56,7 @@ def run_naive(
         capture_wall = time.time()  # as the agent's grabber stamps a frame: once it is decoded
         tensor, _ = preprocess(frame[y : y + h, x : x + w], bundle.card.input)
         t2 = time.perf_counter()
-        probs = bundle.model.run(tensor)[0].reshape(-1)
+        probs = bundle.model.run(tensor)[bundle.scores_index].reshape(-1)  # by name: a heatmap may come first
         t3 = time.perf_counter()
         seq += 1
         best = int(np.argmax(probs))

@@ -20,7 +20,11 @@ from agent.modelcard import AnomalyNormalization, HeatmapSpec, card_path_for, lo
 from agent.preprocess import Transform
 from agent.render import overlay_heatmap
 from agent.status import InspectError
-from tests.agent_harness import DEMO_MODEL, SCHEMAS
+from tests.agent_harness import DEMO_MODEL, ROOT, SCHEMAS
+
+# The demo model of the release before heatmaps were exported (probabilities only): what older
+# deployments still run. tests/data/classifier-without-heatmap/README.md says where it came from.
+MODEL_WITHOUT_HEATMAP = ROOT / "tests/data/classifier-without-heatmap/parts_int8.tflite"
 
 SHA = "0" * 64
 
@@ -113,10 +117,16 @@ def test_event_with_regions_and_heatmap_validates_and_old_events_still_do() -> N
 
 
 def test_a_model_without_a_heatmap_output_still_works(tmp_path: Path) -> None:
-    bundle = load_bundle(DEMO_MODEL, num_threads=1)
+    bundle = load_bundle(MODEL_WITHOUT_HEATMAP, num_threads=1)
     assert bundle.card.heatmap is None and bundle.heatmap_index is None
     scores, _ = bundle.classify(np.full((120, 160, 3), 90, np.uint8))
     assert scores.heatmap is None and 0.0 <= scores.defect_score <= 1.0
+    # ... and the bundled demo model has one, read by name whatever the converter's output order.
+    demo = load_bundle(DEMO_MODEL, num_threads=1)
+    assert demo.card.heatmap is not None and demo.heatmap_index is not None
+    scores, _ = demo.classify(np.full((120, 160, 3), 90, np.uint8))
+    assert scores.heatmap is not None and scores.heatmap.values.ndim == 2
+    assert set(scores.probabilities) == set(demo.card.labels)
 
 
 @pytest.mark.parametrize(
@@ -141,8 +151,8 @@ def test_cards_that_cannot_be_read_are_refused_with_the_reason(
 def test_a_heatmap_spec_naming_a_missing_output_is_refused_at_load(tmp_path: Path) -> None:
     """A card edited by hand to add a heatmap the model does not have."""
     model = tmp_path / "m.tflite"
-    shutil.copy(DEMO_MODEL, model)
-    card = load_card(card_path_for(DEMO_MODEL))
+    shutil.copy(MODEL_WITHOUT_HEATMAP, model)
+    card = load_card(card_path_for(MODEL_WITHOUT_HEATMAP))
     card.outputs[0].signature_name = "output_0"
     card.heatmap = HeatmapSpec(output="output_0", kind="defect_map", threshold=0.5)
     save_card(card, card_path_for(model))
