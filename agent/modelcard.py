@@ -36,6 +36,7 @@ __all__ = [
     "load_card",
     "load_series_card",
     "save_card",
+    "with_defect_threshold",
 ]
 
 CARD_SUFFIX = ".json"
@@ -410,6 +411,20 @@ def _validated(kind: type[_CardT], raw: Any, path: Path) -> _CardT:
             f"model card {path} is invalid at {where}: {first['msg']} ({exc.error_count()} error(s))",
             ExitStatus.DATA_ERROR,
         ) from exc
+
+
+def with_defect_threshold(card: ModelCard, threshold: float, source: str, target_recall: float) -> ModelCard:
+    """``card`` with a new calibrated defect threshold, validated again.
+
+    A detector drops detections below its score floor before the threshold is applied, so a
+    threshold calibrated below the floor lowers the floor with it (else the card would be refused).
+    """
+    data = card.model_dump(mode="json")
+    data["thresholds"].update(defect=float(threshold), source=source, target_recall=target_recall)
+    detection = data.get("detection")
+    if detection is not None and detection["score_threshold"] > data["thresholds"]["defect"]:
+        detection["score_threshold"] = data["thresholds"]["defect"]
+    return ModelCard.model_validate(data)
 
 
 def save_card(card: _Card, path: Path) -> None:

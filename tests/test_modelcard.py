@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from agent.modelcard import ModelCard, TensorSpec, file_sha256, load_card, save_card
+from agent.modelcard import ModelCard, TensorSpec, file_sha256, load_card, save_card, with_defect_threshold
 from agent.status import ExitStatus, InspectError
 
 
@@ -96,3 +96,21 @@ def test_card_refuses_different_tensors() -> None:
         card.verify_tensors([TensorSpec(name="image", shape=[1, 96, 96, 3], dtype="float32")], outputs)
     with pytest.raises(InspectError, match=r"output probs is uint8\[1, 3\] in the model"):
         card.verify_tensors(inputs, [TensorSpec(name="probs", shape=[1, 3], dtype="uint8")])
+
+
+def test_a_calibrated_threshold_below_a_detectors_score_floor_lowers_the_floor(tmp_path: Path) -> None:
+    # calibrate/evaluate write the threshold through this: a detector drops detections under its floor
+    # before the threshold applies, so a lower threshold must take the floor with it (or the card is invalid).
+    detector = load_card(Path(__file__).resolve().parent.parent / "models/demo/detector_int8.json")
+    assert detector.detection is not None
+    floor = detector.detection.score_threshold
+    lower = with_defect_threshold(detector, floor / 2, "line calibration: test", 0.9)
+    assert (
+        lower.detection is not None
+        and lower.detection.score_threshold == lower.thresholds.defect == floor / 2
+    )
+    assert (lower.thresholds.source, lower.thresholds.target_recall) == ("line calibration: test", 0.9)
+    higher = with_defect_threshold(detector, 0.5, "evaluate", 0.98)
+    assert higher.detection is not None and higher.detection.score_threshold == floor  # untouched
+    save_card(lower, tmp_path / "d.json")
+    assert load_card(tmp_path / "d.json") == lower  # valid, and round-trips

@@ -24,7 +24,7 @@ import numpy as np
 
 from agent.bundle import load_bundle
 from agent.demo_report import LineTruth, belt_roi, match_results
-from agent.modelcard import card_path_for, load_card, save_card
+from agent.modelcard import card_path_for, load_card, save_card, with_defect_threshold
 from agent.render import crop_padded
 from agent.status import ExitStatus, InspectError
 from agent.trigger import PresenceSettings, PresenceTrigger
@@ -108,14 +108,8 @@ def run(args: argparse.Namespace) -> int:
     )
     if args.write:
         path = card_path_for(args.model)
-        card = load_card(path)
-        thresholds = card.thresholds.model_copy(
-            update={
-                "defect": round(choice.threshold, 4),
-                "source": f"line calibration: {len(scores)} parts in {len(args.video)} video(s)",
-                "target_recall": args.target_recall,
-            }
-        )
-        save_card(card.model_copy(update={"thresholds": thresholds}), path)
+        source = f"line calibration: {len(scores)} parts in {len(args.video)} video(s)"
+        card = with_defect_threshold(load_card(path), round(choice.threshold, 4), source, args.target_recall)
+        save_card(card, path)
         print(f"stored defect threshold {choice.threshold:.4f} in {path}")
     return int(ExitStatus.OK)

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from agent.modelcard import card_path_for, load_card, save_card
+from agent.modelcard import card_path_for, load_card, save_card, with_defect_threshold
 from agent.status import ExitStatus, InspectError
 from tools._cli_util import HelpFormatter, ensure_output_dir
 from tools.dataset import LabelledImages, load_images
@@ -184,11 +184,9 @@ def _write_thresholds(
         if variant.kind != "tflite":
             continue
         card_path = card_path_for(variant.path)
-        card = load_card(card_path)
         choice = result["threshold_for_target_recall"]
-        card.thresholds.defect = float(choice["threshold"])
-        card.thresholds.target_recall = args.target_recall
-        card.thresholds.source = f"evaluate on {args.data} ({result['metrics']['images']} images)"
+        source = f"evaluate on {args.data} ({result['metrics']['images']} images)"
+        card = with_defect_threshold(load_card(card_path), choice["threshold"], source, args.target_recall)
         save_card(card, card_path)
         print(f"stored defect threshold {choice['threshold']:.4f} in {card_path}")
 
