@@ -21,8 +21,8 @@ from agent.model import TFLiteModel
 from agent.modelcard import (
     AnomalyNormalization,
     ModelCard,
+    SeriesModelCard,
     TensorSpec,
-    _Card,
     card_path_for,
     load_card,
 )
@@ -193,7 +193,7 @@ def _bind_outputs(card: ModelCard, model: TFLiteModel, path: Path) -> ModelBundl
     return ModelBundle(card, model, scores_index=scores, heatmap_index=heatmap)
 
 
-CardT = TypeVar("CardT", bound=_Card)
+CardT = TypeVar("CardT", ModelCard, SeriesModelCard)
 
 
 def open_verified(

@@ -34,6 +34,18 @@ def program_parser(description: str | None) -> tuple[argparse.ArgumentParser, An
     return parser, parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
 
+def add_tflite_output_arguments(p: argparse.ArgumentParser, variants: tuple[str, ...]) -> None:
+    """The options every ``convert`` shares: where the ``.tflite`` files and cards go, and which variants."""
+    p.add_argument(
+        "--out", type=Path, required=True, help="folder for <name>_<variant>.tflite and .json cards"
+    )
+    p.add_argument("--name", help="model name (default: the run folder's name)")
+    p.add_argument("--model-version", default="1", help="version string stored in the card")
+    p.add_argument(
+        "--variants", default=",".join(variants), help=f"comma-separated subset of {','.join(variants)}"
+    )
+
+
 def ensure_output_dir(path: Path) -> Path:
     """Create ``path`` (and parents) and prove it is writable, or fail with CANT_CREATE.
 

@@ -33,7 +33,7 @@ from agent.modelcard import (
     save_card,
 )
 from agent.status import ExitStatus, InspectError
-from tools._cli_util import HelpFormatter, ensure_output_dir
+from tools._cli_util import HelpFormatter, add_tflite_output_arguments, ensure_output_dir
 from tools.dataset import sample_images
 from tools.source_model import ModelMeta, SourceModel, input_spec, load_source_model, meta_from_training_json
 from tools.tf_util import captured_native_output, import_tensorflow, tool_versions
@@ -55,14 +55,7 @@ def add_parser(subparsers: Any) -> None:
         formatter_class=HelpFormatter,
     )
     p.add_argument("--model", type=Path, required=True, help=".keras, legacy .h5 or a SavedModel folder")
-    p.add_argument(
-        "--out", type=Path, required=True, help="folder for <name>_<variant>.tflite and .json cards"
-    )
-    p.add_argument("--name", help="model name (default: the run folder's name)")
-    p.add_argument("--model-version", default="1", help="version string stored in the card")
-    p.add_argument(
-        "--variants", default=",".join(VARIANTS), help=f"comma-separated subset of {','.join(VARIANTS)}"
-    )
+    add_tflite_output_arguments(p, VARIANTS)
     p.add_argument(
         "--rep-data",
         type=Path,

@@ -35,7 +35,7 @@ from agent.modelcard import (
     save_card,
 )
 from agent.status import ExitStatus, InspectError
-from tools._cli_util import ensure_output_dir, require_file
+from tools._cli_util import add_tflite_output_arguments, ensure_output_dir, require_file
 from tools.tf_util import import_tensorflow, tool_versions
 from tools.timeseries.synth import read_series
 from tools.timeseries.train import training_record
@@ -50,14 +50,7 @@ VARIANTS = ("float32", "dynamic", "int8")
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", type=Path, required=True, help="model.keras from train --task timeseries")
-    p.add_argument(
-        "--out", type=Path, required=True, help="folder for <name>_<variant>.tflite and .json cards"
-    )
-    p.add_argument("--name", help="model name (default: the run folder's name)")
-    p.add_argument("--model-version", default="1", help="version string stored in the card")
-    p.add_argument(
-        "--variants", default=",".join(VARIANTS), help=f"comma-separated subset of {','.join(VARIANTS)}"
-    )
+    add_tflite_output_arguments(p, VARIANTS)
     p.add_argument(
         "--rep-data", type=Path, help="recording for calibration and checks (default: the training data)"
     )
