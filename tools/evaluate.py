@@ -101,13 +101,22 @@ def run(args: argparse.Namespace) -> int:
     for result in results:
         if "localization" in result:
             loc = result["localization"]
-            print(
-                f"{result['name']:<28} localization on {loc['images']} images: "
-                f"pixel AUC {loc['pixel_roc_auc']}, PRO {loc['pro']}, "
-                f"peak in mask {loc['peak_in_mask']}, IoU {loc['iou_at_threshold']}"
+            figures = ", ".join(
+                f"{label} {_figure(loc[key])}"
+                for label, key in (
+                    ("pixel AUC", "pixel_roc_auc"),
+                    ("PRO", "pro"),
+                    ("peak in mask", "peak_in_mask"),
+                    ("IoU", "iou_at_threshold"),
+                )
             )
+            print(f"{result['name']:<28} localization on {loc['images']} images: {figures}")
     print(f"wrote {out / 'report.json'}, {out / 'report.md'}, {out / 'report.html'}")
     return int(ExitStatus.OK)
+
+
+def _figure(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.3f}"
 
 
 def _load_data(source: Path, variant: Variant) -> LabelledImages:
