@@ -37,6 +37,11 @@ def test_training_writes_model_record_and_curves(toolchain: Run) -> None:
     assert record["data"]["train"]["skipped"] == {"unreadable": 1, "not_an_image": 1}
     assert sum(record["data"]["train"]["classes"].values()) == record["data"]["validation"]["images"] == 240
     assert set(record["class_weights"]) == {"0", "1", "2", "3"}
+    # Default balance: good parts weigh as much as all defects together (counts are of the training split).
+    counts = record["data"]["train"]["classes"]
+    total = {name: record["class_weights"][str(i)] * counts[name] for i, name in enumerate(record["labels"])}
+    assert total["good"] == pytest.approx(sum(total.values()) / 2)
+    assert record["args"]["map_context"] is True  # the map head reads the 1/16 features too
     assert 0.0 <= record["thresholds"]["defect"] <= 1.0
     assert (toolchain.run / "curves.png").read_bytes().startswith(PNG_MAGIC)
     assert record["model_sha256"] == file_sha256(toolchain.run / "model.keras")

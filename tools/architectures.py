@@ -32,11 +32,14 @@ def build_classifier(
     width: float = 1.0,
     dropout: float = 0.2,
     defect_map: bool = False,
+    map_context: bool = False,
 ) -> Any:
     """A Keras model: uint8-range image (H, W, C) -> class probabilities, named ``probabilities``.
 
     With ``defect_map`` the outputs are a dict that adds ``defect_map``, a sigmoid map at
     1/8 of the input for training with defect masks; ``deployable`` keeps it as the ``heatmap`` output.
+    ``map_context`` lets the map also read the last 1/16 features (upsampled): a receptive field
+    of ~120 px instead of ~43 px at the 1/8 cells, for defects that are a change of the part's shape.
     """
     import keras
     from keras import layers
@@ -75,6 +78,11 @@ def build_classifier(
         # looks like from a few hundred images, where the class label alone leaves the loss flat
         # for many epochs (the segmentation-then-decision idea of Tabernik et al., 2019). The
         # classifier also reads the map's peak, so the deployed model keeps this evidence.
+        if map_context:
+            # A chipped edge is background where the outline should continue: a cell sees a notch
+            # only against the arc around it, wider than the 1/8 features' ~43 px reach at 160 px.
+            wide = layers.UpSampling2D(2, interpolation="bilinear", name="map_context_up")(x)
+            features = layers.Concatenate(name="map_features")([features, wide])
         heat = layers.Conv2D(1, 1, activation="sigmoid", name="defect_map")(features)
         pooled += [
             layers.GlobalMaxPooling2D(name="map_max")(heat),

@@ -85,12 +85,26 @@ def add_parser(subparsers: Any) -> None:
     )
     p.add_argument("--no-class-weights", action="store_true", help="do not reweight classes by frequency")
     p.add_argument(
+        "--class-balance",
+        choices=["good-vs-defect", "per-class"],
+        default="good-vs-defect",
+        help="good-vs-defect (default): good parts weigh as much as all defects together, the kinds share "
+        "the rest; per-class: every class the same total weight (scikit-learn's 'balanced')",
+    )
+    p.add_argument(
         "--defect-maps",
         choices=["auto", "on", "off"],
         default="auto",
         help="train a defect-map head on defect masks (auto: when masks are found); export drops it",
     )
     p.add_argument("--map-weight", type=float, default=1.0, help="weight of the defect-map loss")
+    p.add_argument(
+        "--map-context",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="the defect map also reads the deepest features, upsampled, for shape defects like chipped "
+        "edges (default: on; --no-map-context for the plain 1/8 head)",
+    )
     p.add_argument(
         "--map-epochs",
         type=int,
@@ -138,13 +152,20 @@ def run(args: argparse.Namespace) -> int:
 
     use_maps = _use_defect_maps(args, train_set)
     model = build_classifier(
-        (spec.height, spec.width, spec.channels), len(train_set.class_names), args.width, defect_map=use_maps
+        (spec.height, spec.width, spec.channels),
+        len(train_set.class_names),
+        args.width,
+        defect_map=use_maps,
+        map_context=use_maps and args.map_context,
     )
     _compile(keras, model, args, use_maps, steps=args.epochs * -(-len(train_set) // args.batch_size))
     log.info(
         "model: %d parameters, input %s, defect-map head: %s", model.count_params(), spec.shape, use_maps
     )
-    weights = None if args.no_class_weights else class_weights(train_set.labels, len(train_set.class_names))
+    weights = None
+    if not args.no_class_weights:
+        per_good = good_index if args.class_balance == "good-vs-defect" else None
+        weights = class_weights(train_set.labels, len(train_set.class_names), per_good)
     stride = MAP_STRIDE if use_maps else None
     monitor = "val_probabilities_loss" if use_maps else "val_loss"
     checkpoint = out / ".best.weights.h5"

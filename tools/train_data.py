@@ -17,14 +17,27 @@ from tools.dataset import LabelledImages
 __all__ = ["class_weights", "make_dataset"]
 
 
-def class_weights(labels: np.ndarray, num_classes: int) -> dict[int, float]:
-    """Inverse-frequency weights (scikit-learn's 'balanced') so rare defects count as much as good parts."""
+def class_weights(labels: np.ndarray, num_classes: int, good_index: int | None = None) -> dict[int, float]:
+    """Inverse-frequency weights so rare defects count as much as good parts.
+
+    Without ``good_index``: scikit-learn's 'balanced' (every class the same total weight). With it,
+    good parts weigh as much as all defects together, and the defect kinds share their half equally.
+    'Balanced' over six classes gives the five defect kinds 5x the good parts' total weight: the
+    classifier then learns that an uncertain part is a defect, and good parts pay for it.
+    """
     from sklearn.utils.class_weight import compute_class_weight
 
     present = np.unique(labels)
-    weights = compute_class_weight("balanced", classes=present, y=labels)
     result = dict.fromkeys(range(num_classes), 1.0)
-    result.update({int(c): float(w) for c, w in zip(present, weights, strict=True)})
+    defects = present[present != good_index] if good_index is not None else present
+    if good_index is None or good_index not in present or defects.size == 0:
+        weights = compute_class_weight("balanced", classes=present, y=labels)
+        result.update({int(c): float(w) for c, w in zip(present, weights, strict=True)})
+        return result
+    total = len(labels)
+    result[good_index] = total / (2.0 * np.count_nonzero(labels == good_index))
+    for c in defects:
+        result[int(c)] = total / (2.0 * defects.size * np.count_nonzero(labels == c))
     return result
 
 
