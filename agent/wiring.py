@@ -48,6 +48,7 @@ def broker_settings(config: AgentConfig) -> BrokerSettings:
         reconnect_min_s=mqtt.reconnect_min_s,
         reconnect_max_s=mqtt.reconnect_max_s,
         qos_events=mqtt.qos_events,
+        max_queued=mqtt.max_queued,
     )
 
 

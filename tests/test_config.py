@@ -25,6 +25,7 @@ from agent.config import (
     resolve_secret,
 )
 from agent.status import ExitStatus
+from agent.wiring import broker_settings
 
 ROOT = Path(__file__).resolve().parent.parent
 SECRET = "s3cr3t-Pa55word"
@@ -63,6 +64,9 @@ def test_minimal_config_fills_defaults() -> None:
     camera = config.cameras["line1"]
     assert camera.trigger.mode == "presence"
     assert camera.decision == config.decision == config.decision_for("line1")
+    assert broker_settings(config).max_queued == 1000
+    tuned = parse_config(yaml.safe_dump({**MINIMAL, "mqtt": {"max_queued": 50}}))
+    assert broker_settings(tuned).max_queued == 50  # reaches paho's in-memory queue bound
 
 
 @pytest.mark.parametrize(
@@ -104,6 +108,7 @@ def test_minimal_config_fills_defaults() -> None:
         ({"mqtt__prefix": "inspect/#"}, "mqtt.prefix", "wildcards"),  # '#' in the prefix
         ({"mqtt__prefix": "/inspect"}, "mqtt.prefix", "start or end with '/'"),
         ({"mqtt__qos_events": 3}, "mqtt.qos_events", "must be one of 0, 1, 2"),
+        ({"mqtt__max_queued": -1}, "mqtt.max_queued", "greater than or equal to 0"),
         ({"device_id": "line/1"}, "device_id", "letters, digits"),  # would break MQTT topics
         ({"decision__sensitivity": 1.5}, "decision.sensitivity", "less than or equal to 1"),
         ({"decision__thresholds": {"scratch": -0.1}}, "decision.thresholds.scratch", "greater than or equal"),

@@ -71,6 +71,12 @@ class MqttConfig(ConfigModel):
         default=1.0, gt=0, description="First reconnect delay after losing the broker (doubles each try)."
     )
     reconnect_max_s: float = Field(default=60.0, gt=0, description="Longest reconnect delay.")
+    max_queued: int = Field(
+        default=1000,
+        ge=0,
+        description="QoS 1 replies and state messages kept in memory while the broker is away (0 = no "
+        "limit); events and images wait in the durable outbox instead, whatever this says.",
+    )
 
     @field_validator("prefix")
     @classmethod
