@@ -108,12 +108,20 @@ def test_evaluate_reports_every_variant(toolchain: Run) -> None:
         assert np.sum(metrics["confusion_matrix"]) == 240
         assert metrics["defect_roc_auc"] is not None
         assert variant["threshold_for_target_recall"]["recall"] >= 0.98
+        # Per-kind recall of the good/defect decision adds up to the overall recall at that threshold.
+        flagged = variant["flagged_by_class"]["target_threshold"]
+        support = {name: metrics["per_class"][name]["support"] for name in flagged}
+        defects = [name for name in flagged if name != "good"]
+        caught = sum(flagged[name] * support[name] for name in defects)
+        recall = caught / sum(support[name] for name in defects)
+        assert recall == pytest.approx(variant["threshold_for_target_recall"]["recall"])
         if variant["kind"] == "tflite":
             assert set(variant["latency_ms"]) == {"threads_1", f"threads_{report_threads()}"}
         for plot in variant["plots"].values():
             assert (toolchain.report / plot).read_bytes().startswith(PNG_MAGIC)
     assert (toolchain.report / "roc.png").read_bytes().startswith(PNG_MAGIC)
     assert "parts_int8.tflite" in (toolchain.report / "report.md").read_text()
+    assert "Flagged NG per true class" in (toolchain.report / "report.md").read_text()
     assert "<table>" in (toolchain.report / "report.html").read_text()
 
 

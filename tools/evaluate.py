@@ -25,8 +25,14 @@ from agent.status import ExitStatus, InspectError
 from tools._cli_util import HelpFormatter, ensure_output_dir
 from tools.dataset import LabelledImages, load_images
 from tools.localization import localization_metrics, upsample
-from tools.metrics import classification_metrics, defect_scores, flagged_per_folder, threshold_for_recall
-from tools.report import write_reports
+from tools.metrics import (
+    classification_metrics,
+    defect_scores,
+    flagged_by_class,
+    flagged_per_folder,
+    threshold_for_recall,
+)
+from tools.report import format_figure, write_reports
 from tools.variants import Variant, load_variant
 
 __all__ = ["add_parser", "evaluate_variant", "run"]
@@ -102,7 +108,7 @@ def run(args: argparse.Namespace) -> int:
         if "localization" in result:
             loc = result["localization"]
             figures = ", ".join(
-                f"{label} {_figure(loc[key])}"
+                f"{label} {format_figure(loc[key])}"
                 for label, key in (
                     ("pixel AUC", "pixel_roc_auc"),
                     ("PRO", "pro"),
@@ -113,10 +119,6 @@ def run(args: argparse.Namespace) -> int:
             print(f"{result['name']:<28} localization on {loc['images']} images: {figures}")
     print(f"wrote {out / 'report.json'}, {out / 'report.md'}, {out / 'report.html'}")
     return int(ExitStatus.OK)
-
-
-def _figure(value: float | None) -> str:
-    return "n/a" if value is None else f"{value:.3f}"
 
 
 def _load_data(source: Path, variant: Variant) -> LabelledImages:
@@ -162,6 +164,12 @@ def evaluate_variant(variant: Variant, data: LabelledImages, args: argparse.Name
         ),
         "latency_ms": variant.latency(data.pixels[0], args.threads, args.latency_runs),
         "_probs": probs,
+    }
+    # Recall per defect kind of the good/defect decision (the one the agent acts on), not of the
+    # kind argmax: a chip called "crack" is still caught, a chip called "good" is the miss that matters.
+    result["flagged_by_class"] = {
+        "card_threshold": flagged_by_class(data.labels, data.class_names, scores > variant.threshold),
+        "target_threshold": flagged_by_class(data.labels, data.class_names, scores > choice.threshold),
     }
     if variant.task == "anomaly" and data.kinds:
         result["flagged_per_folder"] = flagged_per_folder(data.kinds, scores > variant.threshold)

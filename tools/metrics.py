@@ -16,6 +16,7 @@ __all__ = [
     "ThresholdChoice",
     "classification_metrics",
     "defect_scores",
+    "flagged_by_class",
     "flagged_per_folder",
     "threshold_for_recall",
 ]
@@ -86,6 +87,16 @@ def classification_metrics(
         "defect_threshold": float(threshold),
         "defect_precision": precision,
         "defect_recall": recall,
+    }
+
+
+def flagged_by_class(
+    labels: np.ndarray, class_names: list[str], flagged: np.ndarray
+) -> dict[str, float | None]:
+    """Fraction flagged NG per true class: each defect kind's recall, and the false-positive rate on good."""
+    return {
+        name: float(np.mean(flagged[labels == index])) if np.any(labels == index) else None
+        for index, name in enumerate(class_names)
     }
 
 

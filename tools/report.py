@@ -176,7 +176,7 @@ def _per_class_rows(result: dict[str, Any]) -> list[list[str]]:
 _LOC_HEADER = ["variant", "heatmap", "images (defect)", "pixel AUC", "PRO@0.3", "peak in mask", "IoU @ thr"]
 
 
-def _fmt(value: float | None) -> str:
+def format_figure(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.4f}"
 
 
@@ -191,13 +191,24 @@ def _localization_rows(report: dict[str, Any]) -> list[list[str]]:
                 r["name"],
                 str(r.get("heatmap_kind")),
                 f"{loc['images']} ({loc['defect_images']})",
-                _fmt(loc["pixel_roc_auc"]),
-                _fmt(loc["pro"]),
-                _fmt(loc["peak_in_mask"]),
-                _fmt(loc["iou_at_threshold"]),
+                format_figure(loc["pixel_roc_auc"]),
+                format_figure(loc["pro"]),
+                format_figure(loc["peak_in_mask"]),
+                format_figure(loc["iou_at_threshold"]),
             ]
         )
     return rows
+
+
+_FLAGGED_HEADER = ["class", "at the card's threshold", "at the target-recall threshold"]
+
+
+def _flagged_rows(result: dict[str, Any]) -> list[list[str]]:
+    flagged = result.get("flagged_by_class")
+    if not flagged:
+        return []
+    card, target = flagged["card_threshold"], flagged["target_threshold"]
+    return [[name, format_figure(card[name]), format_figure(target[name])] for name in card]
 
 
 def _markdown(report: dict[str, Any]) -> str:
@@ -225,6 +236,10 @@ def _markdown(report: dict[str, Any]) -> str:
             f"## {r['name']}",
             "",
             _md_table(["class", "precision", "recall", "F1", "support"], _per_class_rows(r)),
+            "",
+            "Flagged NG per true class (good/defect decision: recall per defect kind, false alarms on good):",
+            "",
+            _md_table(_FLAGGED_HEADER, _flagged_rows(r)),
             "",
             f"![confusion]({r['plots']['confusion']})",
             f"![misses]({r['plots']['misses']})",
@@ -259,6 +274,9 @@ def _html(report: dict[str, Any]) -> str:
         sections += [
             f"<h2>{html.escape(r['name'])}</h2>",
             _html_table(["class", "precision", "recall", "F1", "support"], _per_class_rows(r)),
+            "<p>Flagged NG per true class (good/defect decision: recall per defect kind, false alarms on "
+            "good):</p>",
+            _html_table(_FLAGGED_HEADER, _flagged_rows(r)),
             f'<img src="{r["plots"]["confusion"]}" alt="confusion matrix">',
             f'<img src="{r["plots"]["misses"]}" alt="misses">',
         ]
