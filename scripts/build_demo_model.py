@@ -30,8 +30,8 @@ def main() -> int:
     add("--parts", default="disc,washer,plate,gear", help="part kinds (default: %(default)s)")
     add("--train-count", type=int, default=5000, help="training images (default: %(default)s)")
     add("--test-count", type=int, default=600, help="held-out images (default: %(default)s)")
-    add("--epochs", type=int, default=20, help="epochs with the classifier (default: %(default)s)")
-    add("--map-epochs", type=int, default=4, help="defect-map epochs first (default: %(default)s)")
+    add("--epochs", type=int, default=40, help="epochs with the classifier (default: %(default)s)")
+    add("--map-epochs", type=int, default=5, help="defect-map epochs first (default: %(default)s)")
     add("--input-size", type=int, default=160, help="model input side in pixels (default: %(default)s)")
     add("--width", type=float, default=1.25, help="channel width multiplier (default: %(default)s)")
     add(
