@@ -167,12 +167,13 @@ def evaluate_variant(variant: Variant, data: LabelledImages, args: argparse.Name
     }
     # Recall per defect kind of the good/defect decision (the one the agent acts on), not of the
     # kind argmax: a chip called "crack" is still caught, a chip called "good" is the miss that matters.
+    flagged = scores > variant.threshold
     result["flagged_by_class"] = {
-        "card_threshold": flagged_by_class(data.labels, data.class_names, scores > variant.threshold),
+        "card_threshold": flagged_by_class(data.labels, data.class_names, flagged),
         "target_threshold": flagged_by_class(data.labels, data.class_names, scores > choice.threshold),
     }
     if variant.task == "anomaly" and data.kinds:
-        result["flagged_per_folder"] = flagged_per_folder(data.kinds, scores > variant.threshold)
+        result["flagged_per_folder"] = flagged_per_folder(data.kinds, flagged)
     if heatmaps is not None and data.masks is not None and data.mask_known is not None:
         maps = upsample(heatmaps, variant.spec.height, variant.spec.width)
         result["localization"] = localization_metrics(

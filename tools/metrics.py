@@ -93,11 +93,9 @@ def classification_metrics(
 def flagged_by_class(
     labels: np.ndarray, class_names: list[str], flagged: np.ndarray
 ) -> dict[str, float | None]:
-    """Fraction flagged NG per true class: each defect kind's recall, and the false-positive rate on good."""
-    return {
-        name: float(np.mean(flagged[labels == index])) if np.any(labels == index) else None
-        for index, name in enumerate(class_names)
-    }
+    """Fraction flagged NG per true class, in class order (None for a class without images)."""
+    per_class = flagged_per_folder([class_names[int(label)] for label in labels], flagged)
+    return {name: per_class.get(name) for name in class_names}
 
 
 def flagged_per_folder(folders: list[str], flagged: np.ndarray) -> dict[str, float]:
