@@ -104,3 +104,19 @@ def test_defect_masks_from_synth_and_mvtec_layouts(tmp_path: Path) -> None:
     assert not data.mask_known[by_name["nomask.png"]]
     assert data.summary()["defect_masks"] == 2
     assert data.subset(np.array([by_name["s.png"]])).masks.shape == (1, 32, 32)  # type: ignore[union-attr]
+
+
+def test_manifest_combining_two_synth_folders_keeps_each_folders_masks(tmp_path: Path) -> None:
+    square = np.zeros((64, 64), np.uint8)
+    square[16:48, 16:48] = 255
+    for folder in ("base", "extra"):
+        _write(tmp_path / folder / "chip" / "0.png", np.zeros((64, 64, 3), np.uint8))
+        _write(tmp_path / folder / "masks" / "chip" / "0.png", square)
+    _write(tmp_path / "base" / "good" / "1.png", np.zeros((64, 64, 3), np.uint8))
+    (tmp_path / "mix").mkdir()
+    (tmp_path / "mix" / "all.csv").write_text(
+        "path,label\n../base/good/1.png,good\n../base/chip/0.png,chip\n../extra/chip/0.png,chip\n"
+    )
+    data = load_images(tmp_path / "mix" / "all.csv", SPEC, good_label="good")
+    assert data.mask_known is not None and data.mask_known.all()
+    assert data.summary()["defect_masks"] == 2

@@ -133,16 +133,21 @@ def find_images(source: Path) -> tuple[list[tuple[Path, str]], list[str]]:
 
 
 def _mask_path(source: Path, path: Path, label: str) -> Path | None:
-    """Where a defect image's mask lives: our synth layout or an MVTec-style ground_truth folder."""
-    root = source if source.is_dir() else source.parent
-    for candidate in (
-        root / "masks" / label / path.name,
-        root / "masks" / label / f"{path.stem}.png",
-        root / "ground_truth" / label / f"{path.stem}_mask.png",
-        root / "ground_truth" / label / f"{path.stem}.png",
-    ):
-        if candidate.is_file():
-            return candidate
+    """Where a defect image's mask lives: our synth layout or an MVTec-style ground_truth folder.
+
+    Looked for beside the data source first, then beside the image's own dataset (``ROOT/<label>/name``),
+    so a manifest that combines several synth folders keeps every folder's masks.
+    """
+    roots = [source if source.is_dir() else source.parent, path.parent.parent]
+    for root in dict.fromkeys(roots):
+        for candidate in (
+            root / "masks" / label / path.name,
+            root / "masks" / label / f"{path.stem}.png",
+            root / "ground_truth" / label / f"{path.stem}_mask.png",
+            root / "ground_truth" / label / f"{path.stem}.png",
+        ):
+            if candidate.is_file():
+                return candidate
     return None
 
 
