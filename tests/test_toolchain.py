@@ -201,6 +201,7 @@ def test_grey_images_train_a_grey_model(tmp_path: Path) -> None:
     # No masks: the heatmap is a class activation map built into the graph (1 - p(good) per 1/16 cell),
     # with the image threshold as its pixel threshold; it survives conversion and the agent reads it.
     assert record["heatmap"]["kind"] == "class_activation"
+    assert record["defect_map_supervision"] is False and record["args"]["map_context"] is False
     assert record["heatmap"]["threshold"] == pytest.approx(record["thresholds"]["defect"])
     convert = ["convert", "--model", str(tmp_path / "run" / "model.keras"), "--out", str(tmp_path / "m")]
     assert main([*convert, "--variants", "float32", "--rep-data", str(data), "--min-agreement", "0"]) == 0

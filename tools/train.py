@@ -151,12 +151,13 @@ def run(args: argparse.Namespace) -> int:
     from tools.architectures import MAP_STRIDE, build_classifier, deployable
 
     use_maps = _use_defect_maps(args, train_set)
+    args.map_context = use_maps and args.map_context  # training.json records the head that was built
     model = build_classifier(
         (spec.height, spec.width, spec.channels),
         len(train_set.class_names),
         args.width,
         defect_map=use_maps,
-        map_context=use_maps and args.map_context,
+        map_context=args.map_context,
     )
     _compile(keras, model, args, use_maps, steps=args.epochs * -(-len(train_set) // args.batch_size))
     log.info(
