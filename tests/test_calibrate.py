@@ -42,6 +42,12 @@ def test_calibrate_writes_a_line_threshold_into_the_card(
     assert f"{card['thresholds']['defect']:.4f}" in out
     recall = float(out.split("gives recall ")[1].split()[0])
     assert recall >= 0.5
+    # Per kind: every inspected part counted once, good parts reported as false alarms.
+    parts = int(out.split(" parts (")[0].split()[-1])
+    rows = [line.split() for line in out.splitlines() if line.endswith(("flagged", "alarms)"))]
+    kinds = {words[0]: words for words in rows}
+    assert "good" in kinds and kinds["good"][-2:] == ["(false", "alarms)"]
+    assert len(kinds) >= 2 and sum(int(words[3]) for words in kinds.values()) == parts
 
 
 def test_calibrate_without_defects_on_the_line_is_a_data_error(

@@ -30,7 +30,7 @@ from agent.status import ExitStatus, InspectError
 from agent.trigger import PresenceSettings, PresenceTrigger
 from agent.types import Frame
 from tools._cli_util import HelpFormatter, require_dir, require_file
-from tools.metrics import threshold_for_recall
+from tools.metrics import flagged_per_folder, threshold_for_recall
 
 __all__ = ["add_parser", "line_scores", "run"]
 
@@ -58,7 +58,7 @@ def add_parser(subparsers: Any) -> None:
 
 
 def line_scores(model: Path, video: Path) -> tuple[np.ndarray, np.ndarray]:
-    """(defect score, is defect) per ground-truth part inspected by the presence trigger."""
+    """(defect score, true label such as 'good' or 'chip') per ground-truth part the trigger inspected."""
     bundle = load_bundle(model, None)
     meta = json.loads(require_file(video / "line.json", "line ground truth").read_text())
     trigger = PresenceTrigger(PresenceSettings(), belt_roi(meta))
@@ -81,22 +81,21 @@ def line_scores(model: Path, video: Path) -> tuple[np.ndarray, np.ndarray]:
     truth = LineTruth.load(video / "line.json")
     labels = {p["id"]: p["label"] for p in truth.parts}
     matched = [
-        (s, labels[i] != "good")
-        for s, i in zip(scores, match_results(results, truth), strict=True)
-        if i is not None
+        (s, labels[i]) for s, i in zip(scores, match_results(results, truth), strict=True) if i is not None
     ]
-    return np.array([s for s, _ in matched]), np.array([d for _, d in matched], dtype=bool)
+    return np.array([s for s, _ in matched], dtype=float), np.array([k for _, k in matched], dtype=str)
 
 
 def run(args: argparse.Namespace) -> int:
     require_file(args.model, "model")
-    all_scores, all_defects = [], []
+    all_scores, all_labels = [], []
     for video in args.video:
-        scores, defects = line_scores(args.model, require_dir(video, "line video folder"))
-        log.info("%s: %d parts inspected, %d defective", video, len(scores), int(defects.sum()))
+        scores, labels = line_scores(args.model, require_dir(video, "line video folder"))
+        log.info("%s: %d parts inspected, %d defective", video, len(scores), int(np.sum(labels != "good")))
         all_scores.append(scores)
-        all_defects.append(defects)
-    scores, defects = np.concatenate(all_scores), np.concatenate(all_defects)
+        all_labels.append(labels)
+    scores, labels = np.concatenate(all_scores), np.concatenate(all_labels)
+    defects = labels != "good"
     if defects.all() or not defects.any():
         raise InspectError(
             "calibration needs both good and defective parts on the line", ExitStatus.DATA_ERROR
@@ -106,6 +105,12 @@ def run(args: argparse.Namespace) -> int:
         f"{len(scores)} parts ({int(defects.sum())} defective): threshold {choice.threshold:.4f} gives "
         f"recall {choice.recall:.3f} at precision {choice.precision:.3f} (target recall {args.target_recall})"
     )
+    # Which kinds the threshold misses (and how often it flags good parts): the overall recall hides it.
+    flagged = scores > choice.threshold  # NG needs score > threshold, as on the device
+    for kind, share in flagged_per_folder(labels.tolist(), flagged).items():
+        count = int(np.sum(labels == kind))
+        what = "flagged (false alarms)" if kind == "good" else "flagged"
+        print(f"  {kind:<10} {share:6.1%} of {count:3d} {what}")
     if args.write:
         path = card_path_for(args.model)
         source = f"line calibration: {len(scores)} parts in {len(args.video)} video(s)"
