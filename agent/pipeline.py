@@ -101,6 +101,12 @@ class CameraWorker:
     def start(self) -> None:
         self._thread.start()
 
+    def continue_counts(self, before: CameraWorker) -> None:
+        """Go on from a stopped worker's counts (a reload restarted the camera): ``seq`` and the totals in
+        the stats message count since the agent started, not since the camera's last restart."""
+        self._seq, self.frames_processed = before._seq, before.frames_processed
+        self.parts, self.ng, self.events_raised = before.parts, before.ng, before.events_raised
+
     def stop(self, timeout: float = 5.0) -> None:
         self._stop.set()
         if self._thread.is_alive():

@@ -56,6 +56,8 @@ class Agent:
         self.last_error: str | None = None
         self.grabbers: dict[str, Grabber] = {}
         self.workers: dict[str, CameraWorker] = {}
+        # Cameras a reload stopped: their counts go on when the camera starts again.
+        self._stopped: dict[str, tuple[GrabberStats, CameraWorker]] = {}
         self.sensors: dict[str, SensorGroup] = {}
         self._stop = threading.Event()
         self._state_dirty = threading.Event()
@@ -141,6 +143,10 @@ class Agent:
             self._jobs,
             self.latency,
         )
+        stopped = self._stopped.pop(camera_id, None)
+        if stopped is not None:
+            grabber.continue_counts(stopped[0])
+            worker.continue_counts(stopped[1])
         self.grabbers[camera_id], self.workers[camera_id] = grabber, worker
         grabber.start()
         worker.start()
@@ -152,6 +158,9 @@ class Agent:
             grabber.stop(timeout=2.0)
         if worker is not None:
             worker.stop(timeout=2.0)
+        if grabber is not None and worker is not None:
+            worker.last_frame = None  # only its counts are kept
+            self._stopped[camera_id] = (grabber.stats(), worker)
 
     def request_stop(self) -> None:
         """Safe from a signal handler."""

@@ -39,7 +39,7 @@ class StatsReporter:
         cameras = {}
         for camera, grabber in agent.grabbers.items():
             grabbed, worker = grabber.stats(), agent.workers[camera]
-            # A camera restarted by a reload starts its counters again from 0.
+            # A camera a reload restarts goes on from its counts (Agent.start_camera); guard anyway.
             read = _delta(grabbed.frames_read, self._read.get(camera, 0))
             processed = _delta(worker.frames_processed, self._processed.get(camera, 0))
             self._read[camera], self._processed[camera] = grabbed.frames_read, worker.frames_processed

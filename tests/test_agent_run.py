@@ -265,6 +265,12 @@ def test_config_edit_reloads_bad_edit_is_rejected_and_reported(
         assert reply["result"]["restart_required"] == ["mqtt"], reply
         seen = len(sub.matching(f"{BASE}/line1/result"))
         sub.wait_for(f"{BASE}/line1/result", seen + 3, timeout=15)  # the restarted camera inspects again
+        # seq and the stats totals count since the agent started, across the camera's restart.
+        seqs = [r["seq"] for r in payloads(sub, f"{BASE}/line1/result")]
+        assert seqs == list(range(seqs[0], seqs[0] + len(seqs))), seqs
+        sub.wait_for(f"{BASE}/stats", len(sub.matching(f"{BASE}/stats")) + 2, timeout=10)
+        stats = payloads(sub, f"{BASE}/stats", "stats")[-1]
+        assert stats["cameras"]["line1"]["parts"] >= max(seqs), stats
         assert agent.terminate() == 0
 
 

@@ -89,6 +89,11 @@ class Grabber:
         self.reconnects = 0
         self.read_errors = 0
 
+    def continue_counts(self, before: GrabberStats) -> None:
+        """Go on from a stopped grabber's counts (a reload restarted the camera); call before start()."""
+        self.frames_read, self.frames_dropped = before.frames_read, before.frames_dropped
+        self.reconnects, self.read_errors = before.reconnects, before.read_errors
+
     # ---- consumer side -------------------------------------------------------------------------
 
     def start(self) -> Grabber:
