@@ -204,6 +204,13 @@ class MqttPublisher:
         if self.connected:
             self._client.subscribe(topic_filter, qos=qos)
 
+    def unsubscribe(self, topic_filter: str) -> None:
+        """Stop delivering ``topic_filter`` (a reload removed or changed the sensor group that wanted it)."""
+        with self._lock:
+            known = self._subscriptions.pop(topic_filter, None) is not None
+        if known and self.connected:
+            self._client.unsubscribe(topic_filter)
+
     def reply(self, command: str, reply: Reply) -> None:
         self._publish(self.topics.reply(command), _json(reply), 1, False)
 

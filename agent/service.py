@@ -119,11 +119,29 @@ class Agent:
             self.start_camera(camera_id, camera)
         for group_id, group in config.sensors.items():
             if group.enabled:
-                sensors = SensorGroup(config.device_id, group_id, group, config.sensor_decision(group_id),
-                                      self.forwarder, self.latency)  # fmt: skip
-                self.sensors[group_id] = sensors
-                sensors.start(self.publisher)
+                self.replace_sensors(group_id, self.sensor_group(config, group_id))
         self.publish_state()
+
+    def sensor_group(self, config: AgentConfig, group_id: str) -> SensorGroup:
+        """One sensor group built, not started: its model loads here, so a bad one fails before anything
+        stops. A group it will replace lends it its counters."""
+        assert self.forwarder is not None
+        running = self.sensors.get(group_id)
+        settings, decision = config.sensors[group_id], config.sensor_decision(group_id)
+        counters = running.counters if running else None
+        return SensorGroup(
+            config.device_id, group_id, settings, decision, self.forwarder, self.latency, counters
+        )
+
+    def replace_sensors(self, group_id: str, group: SensorGroup | None) -> None:
+        """Stop the running group (if any) and start ``group`` (if any) in its place; window numbers go on."""
+        assert self.publisher is not None
+        running = self.sensors.pop(group_id, None)
+        if running is not None:
+            running.stop(timeout=2.0)
+        if group is not None:
+            self.sensors[group_id] = group
+            group.start(self.publisher, after=running)
 
     def start_camera(self, camera_id: str, camera: CameraConfig) -> None:
         """A grabber and an inspection thread for one camera (nothing for a disabled one)."""

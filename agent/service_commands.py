@@ -128,9 +128,10 @@ class CommandHandler:
 
     def _reload(self, command: Reload) -> dict[str, Any]:
         """Re-read the config file and apply it: a new model bundle is loaded beside the old one and swapped,
-        decision settings apply at once, changed/added/removed cameras are restarted/started/stopped. Sections
-        the running connections depend on (device_id, mqtt, images, outbox, logging) and sensor groups need a
-        restart: they are reported and kept as they run."""
+        decision settings apply at once, changed/added/removed cameras and sensor groups are restarted/
+        started/stopped. Sections the running connections depend on (device_id, mqtt, images, outbox,
+        logging) need a restart: they are reported and kept as they run. Everything that can fail (the file,
+        a model) is loaded before anything running is touched."""
         agent = self.agent
         if agent.config_path is None:
             message = "the agent was not started from a config file"
@@ -141,21 +142,29 @@ class CommandHandler:
             agent.last_error = f"reload rejected, running config kept: {exc}"
             agent.mark_state_dirty()
             raise
-        if agent.model is None:
-            message = "no cameras run (sensor groups only): restart the agent to apply a new config"
-            raise CommandError(command.name, message, command.request_id)
         old = agent.config
-        bundle = agent.model.bundle
-        if config.model != old.model or not _same_file(bundle.card.tflite_sha256, config):
-            try:
-                bundle = load_bundle(config.model.path, config.model.threads)  # beside the old one
-            except InspectError as exc:
-                agent.last_error = f"reload rejected, running model kept: {exc}"
-                agent.mark_state_dirty()
-                raise
-            agent.model.swap(bundle)
         restart_required = [k for k in _RESTART_SECTIONS if getattr(config, k) != getattr(old, k)]
-        agent.config = config.model_copy(update={k: getattr(old, k) for k in restart_required})
+        config = config.model_copy(update={k: getattr(old, k) for k in restart_required})
+        if agent.model is None and config.cameras != old.cameras:
+            restart_required.append("cameras")  # a sensors-only agent has no image model to run them with
+            config = config.model_copy(update={"cameras": old.cameras})
+        bundle = agent.model.bundle if agent.model is not None else None
+        try:
+            if bundle is not None and (
+                config.model != old.model or not _same_file(bundle.card.tflite_sha256, config)
+            ):
+                bundle = load_bundle(config.model.path, config.model.threads)  # beside the old one
+            groups = {
+                g: (agent.sensor_group(config, g) if _runs(config, g) else None)
+                for g in _changed_groups(config, old)
+            }
+        except InspectError as exc:
+            agent.last_error = f"reload rejected, running config kept: {exc}"
+            agent.mark_state_dirty()
+            raise
+        if agent.model is not None and bundle is not None and bundle is not agent.model.bundle:
+            agent.model.swap(bundle)
+        agent.config = config
         changed = sorted(
             c for c in set(config.cameras) | set(old.cameras)
             if _source_side(config.cameras.get(c)) != _source_side(old.cameras.get(c))
@@ -164,23 +173,42 @@ class CommandHandler:
             agent.stop_camera(camera)
             if camera in config.cameras:
                 agent.start_camera(camera, config.cameras[camera])
-        for camera, worker in agent.workers.items():
-            worker.decider.rules = camera_rules(bundle.card, config, camera)
+        if bundle is not None:
+            for camera, worker in agent.workers.items():
+                worker.decider.rules = camera_rules(bundle.card, config, camera)
+        for group_id, group in groups.items():
+            agent.replace_sensors(group_id, group)
+        for group_id, running in agent.sensors.items():
+            running.worker.decider.rules = running.rules(config.sensor_decision(group_id))
         agent.last_error = None
         agent.mark_state_dirty()
         return {
-            "model_sha256": bundle.card.tflite_sha256,
+            "model_sha256": bundle.card.tflite_sha256 if bundle is not None else None,
             "cameras_restarted": changed,
+            "sensors_restarted": sorted(groups),
             "restart_required": restart_required,
         }
 
 
-_RESTART_SECTIONS = ("device_id", "mqtt", "images", "outbox", "logging", "sensors")
+def _runs(config: Any, group_id: str) -> bool:
+    group = config.sensors.get(group_id)
+    return group is not None and group.enabled
 
 
-def _source_side(camera: Any) -> Any:
-    """A camera's settings without its decision section, which applies without a restart."""
-    return None if camera is None else camera.model_copy(update={"decision": None})
+def _changed_groups(config: Any, old: Any) -> list[str]:
+    """Sensor groups whose source side changed (decision settings apply in place, without a restart)."""
+    return sorted(
+        g for g in set(config.sensors) | set(old.sensors)
+        if _source_side(config.sensors.get(g)) != _source_side(old.sensors.get(g))
+    )  # fmt: skip
+
+
+_RESTART_SECTIONS = ("device_id", "mqtt", "images", "outbox", "logging")
+
+
+def _source_side(section: Any) -> Any:
+    """A camera's or sensor group's settings without its decision section, which applies without a restart."""
+    return None if section is None else section.model_copy(update={"decision": None})
 
 
 def _same_file(sha256: str, config: Any) -> bool:

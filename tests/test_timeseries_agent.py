@@ -204,3 +204,80 @@ def test_csv_replay_runs_to_the_end_counts_bad_cells_and_exits(mosquitto: Mosqui
     assert counters["samples"] == 5 * 1200 - 2 and counters["rows"] in (1199, 1200), counters
     assert counters["windows"] == 1 + (counters["rows"] - 64) // 8, counters
     assert counters["events"] == len(payloads(sub, "inspect/test-dev/press1/event", "sensor-event")) > 0
+
+
+REPLY = "inspect/test-dev/cmd/reload/reply"
+EVENTS = "inspect/test-dev/press1/event"
+
+
+@pytest.mark.skipif(not MODEL.is_file(), reason="bundled sensor model missing: scripts/build_sensor_model.py")
+def test_reload_applies_sensor_decisions_in_place_restarts_a_changed_group_and_keeps_its_counts(
+    mosquitto: Mosquitto, tmp_path: Path
+) -> None:
+    config = _config(tmp_path / "agent.yaml", mosquitto)
+    recording = generate(40, 10.0, seed=99, anomalies_per_hour=0)
+    base = float(int(time.time()))
+    sub = Subscriber(mosquitto, "inspect/test-dev/#")
+    publisher = _Publisher(mosquitto)
+
+    def send(topic: str, rows: range) -> None:
+        for i in rows:
+            values = dict(zip(recording.channels, recording.values[i].tolist(), strict=True))
+            sample = {"ts": base + float(recording.times[i]), **values}
+            publisher.send(topic, json.dumps(sample).encode()).wait_for_publish(5)
+
+    def reload(edit: Any) -> dict[str, Any]:
+        data = yaml.safe_load(config.read_text())
+        edit(data)
+        config.write_text(yaml.safe_dump(data))  # the agent notices the edit, as after SIGHUP
+        seen = len(sub.matching(REPLY))
+        return dict(json.loads(sub.wait_for(REPLY, seen + 1, timeout=15)[seen].payload))
+
+    new_topic = "plant/press1/v2"
+    try:
+        with AgentProcess(config) as agent:
+            assert sub.wait_for("inspect/test-dev/available", timeout=30)
+            time.sleep(0.5)  # the sensor subscription is made on connect, just after "online"
+            # A decision change applies in place: every window is NG from here on, nothing restarts.
+            reply = reload(lambda d: d["sensors"]["press1"].update(decision={"thresholds": {"defect": 0.0}}))
+            assert reply["ok"] and reply["result"]["sensors_restarted"] == [], reply
+            send(
+                ALL, range(0, 100)
+            )  # 10 s: 4-5 windows of 64 samples, stride 8 (the last rows wait for more)
+            assert wait_until(lambda: len(sub.matching(EVENTS)) >= 4, 15), _stats_counters(sub)
+            before = len(sub.matching(EVENTS))
+            assert {e["threshold"] for e in payloads(sub, EVENTS, "sensor-event")} == {0.0}
+
+            # A new topic restarts the group: the old topic is no longer heard, the new one is, and the
+            # counters and window numbers go on.
+            reply = reload(
+                lambda d: d["sensors"]["press1"]["source"]["mqtt"]["topics"][0].update(topic=new_topic)
+            )
+            assert reply["ok"] and reply["result"]["sensors_restarted"] == ["press1"], reply
+            assert reply["result"]["restart_required"] == [], reply
+            send(ALL, range(100, 150))
+            send(new_topic, range(150, 250))
+            assert wait_until(lambda: _stats_counters(sub).get("samples") == 1000, 15), _stats_counters(sub)
+            assert wait_until(lambda: len(sub.matching(EVENTS)) >= before + 4, 15), _stats_counters(sub)
+            seqs = [e["seq"] for e in payloads(sub, EVENTS, "sensor-event")]
+            assert seqs == list(range(1, len(seqs) + 1)), seqs
+
+            # A bad model is rejected before anything stops; the running group keeps inspecting.
+            reply = reload(lambda d: d["sensors"]["press1"].update(model=str(tmp_path / "missing.tflite")))
+            assert not reply["ok"] and "missing.tflite" in reply["error"], reply
+            send(new_topic, range(250, 300))
+            assert wait_until(lambda: _stats_counters(sub).get("samples") == 1250, 15), _stats_counters(sub)
+
+            # Cameras on a sensors-only agent need a restart (there is no image model loaded).
+            def add_camera(d: dict[str, Any]) -> None:
+                d["sensors"]["press1"]["model"] = str(MODEL)
+                d["cameras"] = {"line1": {"source": str(tmp_path / "line.avi")}}
+
+            reply = reload(add_camera)
+            assert reply["ok"] and reply["result"]["restart_required"] == ["cameras"], reply
+            assert agent.proc.poll() is None
+            assert agent.terminate() == 0, agent.log()[-2000:]
+            assert "Traceback" not in agent.log()
+    finally:
+        publisher.close()
+        sub.close()

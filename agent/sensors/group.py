@@ -27,24 +27,19 @@ class SensorGroup:
         decision: DecisionConfig,
         sink: SensorEventSink,
         latency: LatencyRecorder,
+        counters: SensorCounters | None = None,
     ) -> None:
+        """Loads the model (InspectError if it is bad) but starts nothing. ``counters``: a group this one
+        replaces (a reload), so the totals in the stats message go on counting."""
         self.group_id = group_id
         self.bundle = load_series_bundle(config.model, config.threads)
         card = self.bundle.card
-        rules = DecisionRules.from_card(
-            card.thresholds.defect,
-            card.thresholds.per_label,
-            decision.sensitivity,
-            decision.thresholds,
-            decision.min_consecutive,
-            decision.cooldown_s,
-        )
-        self.counters = SensorCounters()
+        self.counters = counters or SensorCounters()
         self.worker = SensorWorker(
             device,
             group_id,
             self.bundle,
-            Decider(rules, card.good_label),
+            Decider(self.rules(decision), card.good_label),
             sink,
             self.counters,
             latency,
@@ -86,7 +81,22 @@ class SensorGroup:
             "csv" if config.source.csv else "mqtt",
         )
 
-    def start(self, subscriber: Subscriber) -> None:
+    def rules(self, decision: DecisionConfig) -> DecisionRules:
+        """The decision rules for this group's model under ``decision`` (a reload applies them in place)."""
+        thresholds = self.bundle.card.thresholds
+        return DecisionRules.from_card(
+            thresholds.defect,
+            thresholds.per_label,
+            decision.sensitivity,
+            decision.thresholds,
+            decision.min_consecutive,
+            decision.cooldown_s,
+        )
+
+    def start(self, subscriber: Subscriber, after: SensorGroup | None = None) -> None:
+        """Start inspecting; ``after``: the stopped group this one replaces (its window numbers go on)."""
+        if after is not None:
+            self.worker.seq = after.worker.seq
         self.worker.start()
         self.source.start(subscriber)
 

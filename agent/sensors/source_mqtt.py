@@ -25,6 +25,8 @@ log = logging.getLogger("agent.sensors")
 class Subscriber(Protocol):
     def subscribe(self, topic_filter: str, qos: int, handler: Callable[[str, bytes], None]) -> None: ...
 
+    def unsubscribe(self, topic_filter: str) -> None: ...
+
 
 def samples_from_payload(mapping: TopicMapping, topic: str, payload: bytes, arrival: float) -> list[Sample]:
     """The samples one message carries; raises ``BadPayload`` when it carries none."""
@@ -62,13 +64,19 @@ class MqttSensorSource:
         self.on_sample = on_sample
         self.problem = ProblemLog(log, group)
         self.finished = False  # a live source never ends
+        self._subscriber: Subscriber | None = None
 
     def start(self, subscriber: Subscriber) -> None:
+        self._subscriber = subscriber
         for mapping in self.mappings:
             subscriber.subscribe(mapping.topic, self.qos, self._handler(mapping))
 
     def stop(self) -> None:
-        """Nothing to stop: the subscription ends with the MQTT connection."""
+        """Unsubscribe: a reload changed or removed the group (at shutdown the connection ends anyway)."""
+        subscriber, self._subscriber = self._subscriber, None
+        if subscriber is not None:
+            for mapping in self.mappings:
+                subscriber.unsubscribe(mapping.topic)
 
     def _handler(self, mapping: TopicMapping) -> Callable[[str, bytes], None]:
         def handle(topic: str, payload: bytes) -> None:
