@@ -226,7 +226,7 @@ class Stats(_Msg):
     sensors: dict[str, dict[str, Count]] = Field(
         default_factory=dict,
         description="Per sensor group: counters since start (samples, rows, windows, events, and bad input: "
-        "non_numeric, nan, missing_field, unknown_topic, late, clock_jumps, gaps, overflow).",
+        "non_numeric, nan, missing_field, unknown_topic, late, clock_jumps, gaps, overflow, reconnects).",
     )
 
 

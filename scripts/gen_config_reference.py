@@ -27,6 +27,7 @@ ROOT = Path(__file__).resolve().parent.parent
 REFERENCE = ROOT / "docs" / "config-reference.md"
 SCHEMA = ROOT / "docs" / "schemas" / "config.schema.json"
 CAMERA = "cameras.<id>"
+DICT_SECTIONS = {"cameras": CAMERA, "sensors": "sensors.<group>"}  # mappings of id -> section
 
 INTRO = """\
 # Configuration reference
@@ -124,8 +125,8 @@ def _model_of(annotation: Any) -> type[BaseModel] | None:
 
 def _children(model: type[BaseModel], prefix: str) -> Iterator[tuple[str, type[BaseModel]]]:
     for name, info in model.model_fields.items():
-        if name == "cameras":
-            yield CAMERA, get_args(info.annotation)[1]
+        if name in DICT_SECTIONS:
+            yield DICT_SECTIONS[name], get_args(info.annotation)[1]
         elif (sub := _model_of(info.annotation)) is not None:
             yield f"{prefix}{name}", sub
 
@@ -155,14 +156,14 @@ def render_reference() -> str:
     homes = {model: prefix for prefix, model in sections()}
     for prefix, model in sections():
         out.append(f"\n## `{prefix}`\n" if prefix else "\n## Top level\n")
-        doc = (model.__doc__ or "").strip().split("\n\n")[0].replace("\n", " ")
+        doc = " ".join((model.__doc__ or "").strip().split("\n\n")[0].split())
         out.append(f"{doc}\n\n| key | type | default | description |\n|---|---|---|---|")
         for name, info in model.model_fields.items():
             key = f"{prefix}.{name}" if prefix else name
             sub = _model_of(info.annotation)
             description = (info.description or "").replace("|", "\\|")
-            if name == "cameras":
-                description += f" See [`{CAMERA}`](#{_anchor(CAMERA)})."
+            if name in DICT_SECTIONS:
+                description += f" See [`{DICT_SECTIONS[name]}`](#{_anchor(DICT_SECTIONS[name])})."
             elif sub is not None:
                 home = homes[sub]
                 same = "" if home == key else " (same keys)"

@@ -46,7 +46,10 @@ def test_systemd_analyze_verify_is_clean(tmp_path: Path) -> None:
         ("Restart", "on-failure"),
         ("RestartPreventExitStatus", "78"),  # a bad config does not restart-loop
         ("User", "inspect-agent"),  # a dedicated user, never root
-        ("SupplementaryGroups", "video"),  # cameras
+        ("SupplementaryGroups", "video dialout"),  # cameras, serial sensors
+        ("DeviceAllow", "char-video4linux rw"),
+        ("DeviceAllow", "char-ttyUSB rw"),  # USB serial adapters
+        ("DevicePolicy", "closed"),
         ("StateDirectory", "inspect-agent"),  # outbox, images
         ("ConfigurationDirectory", "inspect-agent"),
         ("ProtectSystem", "strict"),

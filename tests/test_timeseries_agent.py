@@ -281,3 +281,39 @@ def test_reload_applies_sensor_decisions_in_place_restarts_a_changed_group_and_k
     finally:
         publisher.close()
         sub.close()
+
+
+@pytest.mark.skipif(not MODEL.is_file(), reason="bundled sensor model missing: scripts/build_sensor_model.py")
+def test_a_serial_port_group_publishes_events_and_survives_the_port_going_away(
+    mosquitto: Mosquitto, tmp_path: Path
+) -> None:
+    from tests.test_sensor_serial import Pty
+
+    port = Pty(tmp_path / "usb-press1-port0")
+    port.plug()
+    config = _config(tmp_path / "agent.yaml", mosquitto)
+    data = yaml.safe_load(config.read_text())
+    data["sensors"]["press1"]["source"] = {"serial": {"port": str(port.link), "reconnect_s": 0.2}}
+    data["sensors"]["press1"]["decision"] = {"thresholds": {"defect": 0.0}}  # every window is an event
+    config.write_text(yaml.safe_dump(data))
+    recording = generate(20, 10.0, seed=98, anomalies_per_hour=0)
+    base = float(int(time.time()))
+    sub = Subscriber(mosquitto, "inspect/test-dev/#")
+    try:
+        with AgentProcess(config) as agent:
+            # Opening a port flushes what was waiting in it (pyserial), as on a real line: wait for it.
+            assert wait_until(lambda: "open at 115200 baud" in agent.log(), 30), agent.log()[-2000:]
+            for i in range(100):  # 10 s of samples, one JSON line each, as fast as the port takes them
+                values = dict(zip(recording.channels, recording.values[i].tolist(), strict=True))
+                port.write(json.dumps({"ts": base + float(recording.times[i]), **values}).encode() + b"\n")
+            assert wait_until(lambda: len(sub.matching(EVENTS)) >= 4, 20), _stats_counters(sub)
+            events = payloads(sub, EVENTS, "sensor-event")
+            assert all(e["group"] == "press1" and e["threshold"] == 0.0 for e in events)
+            assert wait_until(lambda: _stats_counters(sub).get("samples") == 500, 10), _stats_counters(sub)
+            port.unplug()
+            assert wait_until(lambda: _stats_counters(sub).get("reconnects") == 1, 10), _stats_counters(sub)
+            assert agent.proc.poll() is None
+            assert agent.terminate() == 0, agent.log()[-2000:]
+            assert "serial port" in agent.log() and "Traceback" not in agent.log()
+    finally:
+        sub.close()

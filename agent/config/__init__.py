@@ -24,7 +24,7 @@ from agent.config.mqtt import MqttConfig, TlsConfig
 from agent.config.outbox import OutboxConfig
 from agent.config.root import AgentConfig, default_device_id
 from agent.config.secrets import SecretRef, resolve_secret
-from agent.config.sensors import SensorGroupConfig, TopicMapping
+from agent.config.sensors import SensorGroupConfig, SerialSourceConfig, TopicMapping
 from agent.modelcard import card_path_for
 from agent.status import ExitStatus
 
@@ -44,6 +44,7 @@ __all__ = [
     "Roi",
     "SecretRef",
     "SensorGroupConfig",
+    "SerialSourceConfig",
     "TlsConfig",
     "TopicMapping",
     "TriggerConfig",

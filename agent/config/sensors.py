@@ -10,18 +10,30 @@ sensors:
           - {topic: plc/press1/all, fields: {pressure: p, speed: rpm}}     # JSON, several channels
           - {topic: "plc/press1/raw/+"}          # the channel is the topic's last level
     decision: {min_consecutive: 2, cooldown_s: 10}
+  oven2:
+    model: /var/lib/inspect-agent/models/oven_int8.tflite
+    source:
+      serial: {port: /dev/serial/by-id/usb-FTDI_FT232R-if00-port0, baudrate: 115200}   # JSON lines
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
 from agent.config.base import ConfigModel, FieldError, Identifier
 from agent.config.decision import DecisionConfig
 
-__all__ = ["CsvSourceConfig", "MqttSourceConfig", "SensorGroupConfig", "SensorSourceConfig", "TopicMapping"]
+__all__ = [
+    "CsvSourceConfig",
+    "MqttSourceConfig",
+    "SensorGroupConfig",
+    "SensorSourceConfig",
+    "SerialSourceConfig",
+    "TopicMapping",
+]
 
 
 class TopicMapping(ConfigModel):
@@ -70,16 +82,51 @@ class CsvSourceConfig(ConfigModel):
     loop: bool = Field(default=False, description="Start again at the end instead of ending.")
 
 
+class SerialSourceConfig(ConfigModel):
+    """Live samples from a serial port (an RS-232/RS-485 adapter, a USB CDC device), one record per line:
+    a JSON object or CSV cells. When the port goes away it is opened again every `reconnect_s`."""
+
+    port: str = Field(
+        min_length=1,
+        description="Device path, e.g. /dev/ttyUSB0 or (stable across re-plugging) /dev/serial/by-id/...",
+    )
+    baudrate: int = Field(default=115200, gt=0, description="Bits per second (8N1).")
+    format: Literal["json", "csv"] = Field(
+        default="json", description="json: one object per line; csv: cells in `columns` order."
+    )
+    fields: dict[str, str] = Field(
+        default_factory=dict,
+        description="json: channel -> key (dots for nesting). Empty: each model channel is its own key.",
+    )
+    columns: list[str] = Field(
+        default_factory=list,
+        description="csv: the name of each cell in order (model channels, the time field, others ignored).",
+    )
+    time_field: str | None = Field(
+        default="ts",
+        description="JSON key or CSV column of the sample time (epoch seconds, or ISO 8601). Missing or "
+        "null: arrival time.",
+    )
+    reconnect_s: float = Field(default=2.0, gt=0, description="Seconds between attempts to open the port.")
+
+    @model_validator(mode="after")
+    def _csv_needs_columns(self) -> SerialSourceConfig:
+        if self.format == "csv" and not self.columns:
+            raise FieldError("columns", "format csv needs the name of each cell, e.g. [ts, temperature]")
+        return self
+
+
 class SensorSourceConfig(ConfigModel):
-    """Exactly one of `mqtt` or `csv`."""
+    """Exactly one of `mqtt`, `serial` or `csv`."""
 
     mqtt: MqttSourceConfig | None = Field(default=None, description="Live samples over MQTT.")
+    serial: SerialSourceConfig | None = Field(default=None, description="Live samples from a serial port.")
     csv: CsvSourceConfig | None = Field(default=None, description="Replay of a CSV recording.")
 
     @model_validator(mode="after")
     def _exactly_one(self) -> SensorSourceConfig:
-        if (self.mqtt is None) == (self.csv is None):
-            raise ValueError("give exactly one of mqtt or csv")
+        if sum(source is not None for source in (self.mqtt, self.serial, self.csv)) != 1:
+            raise ValueError("give exactly one of mqtt, serial or csv")
         return self
 
 

@@ -21,6 +21,7 @@ class SensorCounters:
     clock_jumps: int = 0  # a sample more than max_clock_jump_s away from the stream's clock
     gaps: int = 0  # a channel silent longer than max_gap_s: the window restarted
     overflow: int = 0  # the sample queue was full (the worker fell behind): dropped
+    reconnects: int = 0  # a serial port lost and opened again
     rows: int = 0  # resampled rows at the model's rate
     windows: int = 0  # inferences
     anomalous: int = 0  # windows over the threshold

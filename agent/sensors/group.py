@@ -10,6 +10,7 @@ from agent.sensors.counters import SensorCounters
 from agent.sensors.model import load_series_bundle
 from agent.sensors.source_csv import CsvReplaySource
 from agent.sensors.source_mqtt import MqttSensorSource, Subscriber
+from agent.sensors.source_serial import SerialSensorSource
 from agent.sensors.worker import SensorEventSink, SensorWorker
 from agent.telemetry import LatencyRecorder
 
@@ -48,8 +49,12 @@ class SensorGroup:
             config.max_clock_jump_s,
         )
         channels = card.input.channels
-        self.source: MqttSensorSource | CsvReplaySource
-        if config.source.csv is not None:
+        self.source: MqttSensorSource | SerialSensorSource | CsvReplaySource
+        if config.source.serial is not None:
+            self.source = SerialSensorSource(
+                group_id, config.source.serial, channels, self.counters, self.worker.offer
+            )
+        elif config.source.csv is not None:
             csv = config.source.csv
             self.source = CsvReplaySource(
                 group_id,
@@ -78,7 +83,7 @@ class SensorGroup:
             spec.sample_rate_hz,
             spec.window,
             spec.stride,
-            "csv" if config.source.csv else "mqtt",
+            next(kind for kind in ("mqtt", "serial", "csv") if getattr(config.source, kind) is not None),
         )
 
     def rules(self, decision: DecisionConfig) -> DecisionRules:
