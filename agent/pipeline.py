@@ -13,7 +13,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from agent.bundle import Heatmap, ModelBundle, Scores
 from agent.decision import Decider, Verdict
@@ -25,7 +25,7 @@ from agent.telemetry import LatencyRecorder
 from agent.trigger import Box, Inspection, Trigger
 from agent.types import Frame
 
-__all__ = ["CameraWorker", "EventJob", "ModelSlot"]
+__all__ = ["CameraCounts", "CameraWorker", "EventJob", "ModelSlot"]
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +67,25 @@ class EventJob:
     heatmap: Heatmap | None = None  # where the model saw the defect; regions are computed on the event thread
 
 
+@dataclass
+class CameraCounts:
+    """One camera's totals since the agent started. The agent keeps them per camera id and hands them to each
+    worker it starts for that camera, so ``seq`` and the stats totals go on across a restart by reload."""
+
+    seq: int = 0
+    frames_processed: int = 0
+    parts: int = 0
+    ng: int = 0
+    events_raised: int = 0
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+
+    def next_seq(self) -> int:
+        """Unique even while a stopping worker finishes its last frame beside the new one."""
+        with self._lock:
+            self.seq += 1
+            return self.seq
+
+
 class CameraWorker:
     """The inspection thread of one camera (``inspect-<camera>``)."""
 
@@ -81,6 +100,7 @@ class CameraWorker:
         publish_result: Callable[[str, Result], None],
         events: queue.Queue[EventJob | None],
         latency: LatencyRecorder,
+        counts: CameraCounts | None = None,
     ) -> None:
         self.camera = camera
         self.grabber = grabber
@@ -92,20 +112,25 @@ class CameraWorker:
         self.events = events
         self.latency = latency
         self.paused = False
-        self.frames_processed = self.parts = self.ng = self.events_raised = 0
+        self.counts = counts or CameraCounts()
         self.last_frame: Frame | None = None
-        self._seq = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"inspect-{camera}", daemon=True)
 
     def start(self) -> None:
         self._thread.start()
 
-    def continue_counts(self, before: CameraWorker) -> None:
-        """Go on from a stopped worker's counts (a reload restarted the camera): ``seq`` and the totals in
-        the stats message count since the agent started, not since the camera's last restart."""
-        self._seq, self.frames_processed = before._seq, before.frames_processed
-        self.parts, self.ng, self.events_raised = before.parts, before.ng, before.events_raised
+    @property
+    def frames_processed(self) -> int:
+        return self.counts.frames_processed
+
+    @property
+    def parts(self) -> int:
+        return self.counts.parts
+
+    @property
+    def ng(self) -> int:
+        return self.counts.ng
 
     def stop(self, timeout: float = 5.0) -> None:
         self._stop.set()
@@ -138,7 +163,7 @@ class CameraWorker:
         started = time.perf_counter()
         inspections = self.trigger.update(frame)
         self.latency.add("trigger", (time.perf_counter() - started) * 1000)
-        self.frames_processed += 1
+        self.counts.frames_processed += 1
         for inspection in inspections:
             self._inspect(frame, inspection)
 
@@ -148,11 +173,11 @@ class CameraWorker:
         scores, bundle = self.model.classify(crop)
         self.latency.add("inference", (time.perf_counter() - started) * 1000)
         verdict = self.decider.decide(scores, frame.mono_time)
-        self._seq += 1
-        self.parts += 1
+        seq = self.counts.next_seq()
+        self.counts.parts += 1
         result = Result(
             ts=iso_ts(frame.wall_time),
-            seq=self._seq,
+            seq=seq,
             camera=self.camera,
             part_id=None if inspection.part_id is None else str(inspection.part_id),
             verdict="NG" if verdict.ng else "OK",
@@ -167,14 +192,14 @@ class CameraWorker:
             model_sha256=bundle.card.tflite_sha256[:12],
         )
         if verdict.ng:
-            self.ng += 1
+            self.counts.ng += 1
         if verdict.raise_event:
-            self.events_raised += 1
+            self.counts.events_raised += 1
             # Blocks when the event thread is behind: back-pressure instead of a lost event.
             self.events.put(
                 EventJob(
                     self.camera,
-                    self._seq,
+                    seq,
                     frame,
                     inspection,
                     verdict,

@@ -25,9 +25,10 @@ from agent.events import EventPublisher, ImageOptions
 from agent.imagestore import ImageStore, StoreLimits
 from agent.messages import CameraState, ModelInfo, State, iso_ts
 from agent.outbox import Outbox, OutboxForwarder
-from agent.pipeline import CameraWorker, EventJob, ModelSlot
+from agent.pipeline import CameraCounts, CameraWorker, EventJob, ModelSlot
 from agent.publisher import MqttPublisher
 from agent.sdnotify import Notifier
+from agent.sensors.counters import SensorCounters
 from agent.sensors.group import SensorGroup
 from agent.service_commands import CommandHandler
 from agent.service_health import SystemdHealth
@@ -56,8 +57,10 @@ class Agent:
         self.last_error: str | None = None
         self.grabbers: dict[str, Grabber] = {}
         self.workers: dict[str, CameraWorker] = {}
-        # Cameras a reload stopped: their counts go on when the camera starts again.
-        self._stopped: dict[str, tuple[GrabberStats, CameraWorker]] = {}
+        # Totals since start per camera / sensor group id, kept across restarts by a reload.
+        self._camera_counts: dict[str, CameraCounts] = {}
+        self._grabber_counts: dict[str, GrabberStats] = {}
+        self._sensor_counts: dict[str, tuple[SensorCounters, int]] = {}
         self.sensors: dict[str, SensorGroup] = {}
         self._stop = threading.Event()
         self._state_dirty = threading.Event()
@@ -124,11 +127,12 @@ class Agent:
 
     def sensor_group(self, config: AgentConfig, group_id: str) -> SensorGroup:
         """One sensor group built, not started: its model loads here, so a bad one fails before anything
-        stops. A group it will replace lends it its counters."""
+        stops. It counts on from the group it replaces (or an earlier one with its id)."""
         assert self.forwarder is not None
         running = self.sensors.get(group_id)
         settings, decision = config.sensors[group_id], config.sensor_decision(group_id)
-        counters = running.counters if running else None
+        earlier = self._sensor_counts.get(group_id)
+        counters = running.counters if running else earlier[0] if earlier else None
         return SensorGroup(
             config.device_id, group_id, settings, decision, self.forwarder, self.latency, counters
         )
@@ -138,10 +142,12 @@ class Agent:
         assert self.publisher is not None
         running = self.sensors.pop(group_id, None)
         if running is not None:
-            running.stop(timeout=2.0)
+            running.stop(timeout=2.0, discard=True)  # its backlog would only delay the new group
+            self._sensor_counts[group_id] = (running.counters, running.worker.seq)
         if group is not None:
+            _, seq = self._sensor_counts.pop(group_id, (None, 0))
             self.sensors[group_id] = group
-            group.start(self.publisher, after=running)
+            group.start(self.publisher, seq)
 
     def start_camera(self, camera_id: str, camera: CameraConfig) -> None:
         """A grabber and an inspection thread for one camera (nothing for a disabled one)."""
@@ -160,11 +166,10 @@ class Agent:
             self.publisher.publish_result,
             self._jobs,
             self.latency,
+            self._camera_counts.setdefault(camera_id, CameraCounts()),
         )
-        stopped = self._stopped.pop(camera_id, None)
-        if stopped is not None:
-            grabber.continue_counts(stopped[0])
-            worker.continue_counts(stopped[1])
+        if (before := self._grabber_counts.pop(camera_id, None)) is not None:
+            grabber.continue_counts(before)
         self.grabbers[camera_id], self.workers[camera_id] = grabber, worker
         grabber.start()
         worker.start()
@@ -176,9 +181,8 @@ class Agent:
             grabber.stop(timeout=2.0)
         if worker is not None:
             worker.stop(timeout=2.0)
-        if grabber is not None and worker is not None:
-            worker.last_frame = None  # only its counts are kept
-            self._stopped[camera_id] = (grabber.stats(), worker)
+        if grabber is not None:
+            self._grabber_counts[camera_id] = grabber.stats()
 
     def request_stop(self) -> None:
         """Safe from a signal handler."""

@@ -169,6 +169,9 @@ class CommandHandler:
             c for c in set(config.cameras) | set(old.cameras)
             if _source_side(config.cameras.get(c)) != _source_side(old.cameras.get(c))
         )  # fmt: skip
+        # What actually stops or starts (a section disabled before and after changes nothing that runs).
+        cameras_restarted = [c for c in changed if c in agent.workers or _enabled(config.cameras, c)]
+        sensors_restarted = [g for g, group in groups.items() if group is not None or g in agent.sensors]
         for camera in changed:
             agent.stop_camera(camera)
             if camera in config.cameras:
@@ -184,15 +187,18 @@ class CommandHandler:
         agent.mark_state_dirty()
         return {
             "model_sha256": bundle.card.tflite_sha256 if bundle is not None else None,
-            "cameras_restarted": changed,
-            "sensors_restarted": sorted(groups),
+            "cameras_restarted": cameras_restarted,
+            "sensors_restarted": sensors_restarted,
             "restart_required": restart_required,
         }
 
 
+def _enabled(sections: dict[str, Any], key: str) -> bool:
+    return key in sections and bool(sections[key].enabled)
+
+
 def _runs(config: Any, group_id: str) -> bool:
-    group = config.sensors.get(group_id)
-    return group is not None and group.enabled
+    return _enabled(config.sensors, group_id)
 
 
 def _changed_groups(config: Any, old: Any) -> list[str]:

@@ -107,16 +107,19 @@ def test_defect_masks_from_synth_and_mvtec_layouts(tmp_path: Path) -> None:
 
 
 def test_manifest_combining_two_synth_folders_keeps_each_folders_masks(tmp_path: Path) -> None:
-    square = np.zeros((64, 64), np.uint8)
-    square[16:48, 16:48] = 255
-    for folder in ("base", "extra"):
+    # Both folders number their files from 0, and the manifest sits in one of them: each image must get
+    # its own folder's mask, not the same-named one beside the manifest.
+    for folder, (y0, x0) in (("base", (0, 0)), ("extra", (32, 32))):
+        mask = np.zeros((64, 64), np.uint8)
+        mask[y0 : y0 + 32, x0 : x0 + 32] = 255
         _write(tmp_path / folder / "chip" / "0.png", np.zeros((64, 64, 3), np.uint8))
-        _write(tmp_path / folder / "masks" / "chip" / "0.png", square)
+        _write(tmp_path / folder / "masks" / "chip" / "0.png", mask)
     _write(tmp_path / "base" / "good" / "1.png", np.zeros((64, 64, 3), np.uint8))
-    (tmp_path / "mix").mkdir()
-    (tmp_path / "mix" / "all.csv").write_text(
-        "path,label\n../base/good/1.png,good\n../base/chip/0.png,chip\n../extra/chip/0.png,chip\n"
+    (tmp_path / "base" / "all.csv").write_text(
+        "path,label\ngood/1.png,good\nchip/0.png,chip\n../extra/chip/0.png,chip\n"
     )
-    data = load_images(tmp_path / "mix" / "all.csv", SPEC, good_label="good")
-    assert data.mask_known is not None and data.mask_known.all()
+    data = load_images(tmp_path / "base" / "all.csv", SPEC, good_label="good")
+    assert data.masks is not None and data.mask_known is not None and data.mask_known.all()
     assert data.summary()["defect_masks"] == 2
+    assert data.masks[1][4, 4] == 255 and data.masks[1][28, 28] == 0  # base's mask: top left
+    assert data.masks[2][28, 28] == 255 and data.masks[2][4, 4] == 0  # extra's mask: bottom right

@@ -22,6 +22,7 @@ from agent.config.base import ConfigError
 from agent.sensors.counters import SensorCounters
 from agent.sensors.samples import BadPayload, Sample
 from agent.sensors.source_serial import SerialSensorSource, samples_from_line
+from agent.status import ExitStatus, InspectError
 from tests.agent_harness import wait_until
 
 CHANNELS = ["temperature", "pressure"]
@@ -70,6 +71,8 @@ def test_csv_lines_name_their_cells_by_columns() -> None:
         ({}, b'{"temperature": "hot", "pressure": 1}\n', "non_numeric", "not a number"),
         ({}, b'{"temperature": NaN, "pressure": 1}\n', "nan", "nan"),
         ({"format": "csv", "columns": ["temperature", "pressure"]}, b"1,2,3\n", "missing_field", "3 cells"),
+        ({}, b'{"temperature": 1' + b"0" * 400 + b', "pressure": 1}\n', "non_numeric", "not a record"),
+        ({}, b"[" * 5000 + b"\n", "non_numeric", "not a record"),  # noise that recurses the JSON parser
     ],
 )
 def test_a_bad_line_names_its_problem_and_counter(
@@ -78,6 +81,25 @@ def test_a_bad_line_names_its_problem_and_counter(
     with pytest.raises(BadPayload, match=message) as info:
         samples_from_line(SerialSourceConfig(port="/dev/null", **config), CHANNELS, line, 0.0)  # type: ignore[arg-type]
     assert info.value.kind == kind
+
+
+@pytest.mark.parametrize(
+    ("config", "message"),
+    [
+        (
+            {"fields": {"temp": "t", "pressure": "p"}},
+            r"fields \['temp'\] are not the model's channels .* and fields lack channels \['temperature'\]",
+        ),
+        ({"format": "csv", "columns": ["ts", "temperature"]}, r"lack the model's channels \['pressure'\]"),
+    ],
+)
+def test_a_mapping_that_cannot_give_the_models_channels_is_refused(
+    config: dict[str, object], message: str
+) -> None:
+    settings = SerialSourceConfig(port="/dev/null", **config)  # type: ignore[arg-type]
+    with pytest.raises(InspectError, match=message) as info:
+        SerialSensorSource("oven", settings, CHANNELS, SensorCounters(), print)
+    assert info.value.status == ExitStatus.CONFIG
 
 
 class Pty:
@@ -131,9 +153,11 @@ def test_the_reader_waits_for_the_port_reads_lines_counts_bad_ones_and_survives_
         port.write(b'{"ts": 10.0, "temperature": 60, "pressure": 5}\n')
         port.write(b'{"ts": 10.1, "temperature": 61,')  # one record in two writes, a pause between
         time.sleep(0.7)  # longer than the read timeout: the first half must wait for the rest
-        port.write(b' "pressure": 5.5}\nnot json\n{"ts": 10.2, "temperature": 62, "pressure": 6}\n')
-        assert wait_until(lambda: len(samples) == 6, 5), samples
-        assert [s.t for s in samples] == [10.0, 10.0, 10.1, 10.1, 10.2, 10.2]
+        port.write(b' "pressure": 5.5}\nnot json\n{"ts": 10.2, "temperature": 62, "pressure": 6}\r\n')
+        port.write(b'{"ts": 10.3, "temperature": 63, "pressure": 6}\r')  # CR only, as some devices send
+        port.write(b'{"ts": 10.4, "temperature": 64, "pressure": 6}\r\n')
+        assert wait_until(lambda: len(samples) == 10, 5), samples
+        assert [s.t for s in samples] == [10.0, 10.0, 10.1, 10.1, 10.2, 10.2, 10.3, 10.3, 10.4, 10.4]
         assert counters.non_numeric == 1
 
         port.unplug()  # the adapter is pulled: the read fails, the port is gone
@@ -146,7 +170,7 @@ def test_the_reader_waits_for_the_port_reads_lines_counts_bad_ones_and_survives_
         try:
             assert wait_until(lambda: source.connected, 5)
             again.write(b'{"ts": 11.0, "temperature": 70, "pressure": 7}\n')
-            assert wait_until(lambda: len(samples) == 8, 5), samples
+            assert wait_until(lambda: len(samples) == 12, 5), samples
         finally:
             source.stop()
             again.unplug()

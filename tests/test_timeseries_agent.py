@@ -268,6 +268,18 @@ def test_reload_applies_sensor_decisions_in_place_restarts_a_changed_group_and_k
             send(new_topic, range(250, 300))
             assert wait_until(lambda: _stats_counters(sub).get("samples") == 1250, 15), _stats_counters(sub)
 
+            # Disabled, then enabled again: it stops, and its counts and window numbers go on after.
+            reply = reload(lambda d: d["sensors"]["press1"].update(model=str(MODEL), enabled=False))
+            assert reply["ok"] and reply["result"]["sensors_restarted"] == ["press1"], reply
+            reply = reload(lambda d: d["sensors"]["press1"].update(enabled=True))
+            assert reply["ok"] and reply["result"]["sensors_restarted"] == ["press1"], reply
+            events = len(sub.matching(EVENTS))
+            send(new_topic, range(300, 400))
+            assert wait_until(lambda: _stats_counters(sub).get("samples") == 1750, 15), _stats_counters(sub)
+            assert wait_until(lambda: len(sub.matching(EVENTS)) >= events + 4, 15), _stats_counters(sub)
+            seqs = [e["seq"] for e in payloads(sub, EVENTS, "sensor-event")]
+            assert seqs == list(range(1, len(seqs) + 1)), seqs
+
             # Cameras on a sensors-only agent need a restart (there is no image model loaded).
             def add_camera(d: dict[str, Any]) -> None:
                 d["sensors"]["press1"]["model"] = str(MODEL)

@@ -135,10 +135,10 @@ def find_images(source: Path) -> tuple[list[tuple[Path, str]], list[str]]:
 def _mask_path(source: Path, path: Path, label: str) -> Path | None:
     """Where a defect image's mask lives: our synth layout or an MVTec-style ground_truth folder.
 
-    Looked for beside the data source first, then beside the image's own dataset (``ROOT/<label>/name``),
-    so a manifest that combines several synth folders keeps every folder's masks.
+    Looked for beside the image's own dataset first (``ROOT/<label>/name``), then beside the data source:
+    a manifest that combines several synth folders (whose file names repeat) keeps each folder's masks.
     """
-    roots = [source if source.is_dir() else source.parent, path.parent.parent]
+    roots = [path.parent.parent, source if source.is_dir() else source.parent]
     for root in dict.fromkeys(roots):
         for candidate in (
             root / "masks" / label / path.name,

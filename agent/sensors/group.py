@@ -98,16 +98,16 @@ class SensorGroup:
             decision.cooldown_s,
         )
 
-    def start(self, subscriber: Subscriber, after: SensorGroup | None = None) -> None:
-        """Start inspecting; ``after``: the stopped group this one replaces (its window numbers go on)."""
-        if after is not None:
-            self.worker.seq = after.worker.seq
+    def start(self, subscriber: Subscriber, seq: int = 0) -> None:
+        """Start inspecting; ``seq``: the last window number of the group this one replaces."""
+        self.worker.seq = seq
         self.worker.start()
         self.source.start(subscriber)
 
-    def stop(self, timeout: float = 2.0) -> None:
+    def stop(self, timeout: float = 2.0, discard: bool = False) -> None:
+        """Stop reading, then inspecting: what is queued first (shutdown), or nothing more (``discard``)."""
         self.source.stop()
-        self.worker.stop(timeout)
+        self.worker.stop(timeout, discard)
         log.info("sensors %s: stopped; %s", self.group_id, self.counters.as_dict())
 
     @property

@@ -100,6 +100,7 @@ class SensorWorker:
         self._normal: np.ndarray | None = None  # last clearly normal window (standardised), for occlusion
         self._samples: queue.Queue[Sample | None] = queue.Queue(maxsize=_QUEUE)
         self._thread = threading.Thread(target=self._run, name=f"sensors-{group}", daemon=True)
+        self._discard = threading.Event()
         self.finished = False
 
     def offer(self, sample: Sample) -> None:
@@ -119,16 +120,28 @@ class SensorWorker:
     def end_of_stream(self) -> None:
         self._samples.put(None)
 
-    def stop(self, timeout: float = 2.0) -> None:
+    def stop(self, timeout: float = 2.0, discard: bool = False) -> None:
+        """End after the queued samples (shutdown), or at once dropping them (``discard``: a reload, whose
+        new group starts with an empty window anyway; a backlog must not keep the old one running)."""
+        if discard:
+            self._discard.set()
+            with contextlib.suppress(queue.Empty):
+                while True:
+                    self._samples.get_nowait()
         with contextlib.suppress(queue.Full):
             self._samples.put(None, timeout=timeout)
         self._thread.join(timeout)
+        if self._thread.is_alive():
+            log.warning(
+                "sensors %s: worker still busy %.1f s after stop; it ends on its own", self.group, timeout
+            )
 
     def _run(self) -> None:
         try:
-            while (sample := self._samples.get()) is not None:
+            while (sample := self._samples.get()) is not None and not self._discard.is_set():
                 self._feed(self.resampler.add(sample))
-            self._feed(self.resampler.flush())
+            if not self._discard.is_set():
+                self._feed(self.resampler.flush())
         except Exception:  # a bug must not go unnoticed, nor kill the agent silently
             log.exception("sensors %s: worker failed", self.group)
         finally:
