@@ -34,7 +34,7 @@ def test_cameras_only_sensors_only_and_both_are_valid() -> None:
         ({}, "cameras", "or a sensor group"),  # nothing to inspect
         ({"cameras": CAMERA, "sensors": {"line1": GROUP}}, "sensors", "topics would clash"),  # same id
         ({"sensors": {"p": {**GROUP, "model": "p.h5"}}}, "sensors.p.model", "must be a .tflite"),
-        ({"sensors": {"p": {**GROUP, "source": {}}}}, "sensors.p.source", "exactly one of mqtt, serial or csv"),
+        ({"sensors": {"p": {**GROUP, "source": {}}}}, "sensors.p.source", "one of mqtt, serial or csv"),
         ({"sensors": {"p": {**GROUP, "source": {"csv": {"path": "a.csv", "speed": -1}}}}},
          "sensors.p.source.csv.speed", "greater than or equal to 0"),
         ({"sensors": {"p": {**GROUP, "max_gap_s": 0}}}, "sensors.p.max_gap_s", "greater than 0"),
