@@ -60,7 +60,8 @@ class Agent:
         # Totals since start per camera / sensor group id, kept across restarts by a reload.
         self._camera_counts: dict[str, CameraCounts] = {}
         self._grabber_counts: dict[str, GrabberStats] = {}
-        self._sensor_counts: dict[str, tuple[SensorCounters, int]] = {}
+        self._sensor_counters: dict[str, SensorCounters] = {}
+        self._sensor_seq: dict[str, int] = {}  # last window number of a stopped group
         self.sensors: dict[str, SensorGroup] = {}
         self._stop = threading.Event()
         self._state_dirty = threading.Event()
@@ -129,10 +130,8 @@ class Agent:
         """One sensor group built, not started: its model loads here, so a bad one fails before anything
         stops. It counts on from the group it replaces (or an earlier one with its id)."""
         assert self.forwarder is not None
-        running = self.sensors.get(group_id)
         settings, decision = config.sensors[group_id], config.sensor_decision(group_id)
-        earlier = self._sensor_counts.get(group_id)
-        counters = running.counters if running else earlier[0] if earlier else None
+        counters = self._sensor_counters.setdefault(group_id, SensorCounters())
         return SensorGroup(
             config.device_id, group_id, settings, decision, self.forwarder, self.latency, counters
         )
@@ -143,11 +142,10 @@ class Agent:
         running = self.sensors.pop(group_id, None)
         if running is not None:
             running.stop(timeout=2.0, discard=True)  # its backlog would only delay the new group
-            self._sensor_counts[group_id] = (running.counters, running.worker.seq)
+            self._sensor_seq[group_id] = running.worker.seq
         if group is not None:
-            _, seq = self._sensor_counts.pop(group_id, (None, 0))
             self.sensors[group_id] = group
-            group.start(self.publisher, seq)
+            group.start(self.publisher, self._sensor_seq.get(group_id, 0))
 
     def start_camera(self, camera_id: str, camera: CameraConfig) -> None:
         """A grabber and an inspection thread for one camera (nothing for a disabled one)."""

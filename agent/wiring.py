@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from agent.config import AgentConfig, CameraConfig, DecisionConfig, resolve_secret
 from agent.decision import DecisionRules
-from agent.modelcard import ModelCard
+from agent.modelcard import ModelCard, SeriesModelCard
 from agent.publisher import BrokerSettings
 from agent.sources import SourceSpec
 from agent.trigger import (
@@ -97,7 +97,9 @@ def trigger_for(camera: CameraConfig) -> Trigger:
     return PresenceTrigger(settings, roi)
 
 
-def decision_rules(card: ModelCard, decision: DecisionConfig, per_part: bool = False) -> DecisionRules:
+def decision_rules(
+    card: ModelCard | SeriesModelCard, decision: DecisionConfig, per_part: bool = False
+) -> DecisionRules:
     """``per_part``: presence and command triggers give one verdict per part or request, so "consecutive"
     would tie separate parts together; min_consecutive applies to continuous and interval modes only."""
     return DecisionRules.from_card(

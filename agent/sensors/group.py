@@ -13,6 +13,7 @@ from agent.sensors.source_mqtt import MqttSensorSource, Subscriber
 from agent.sensors.source_serial import SerialSensorSource
 from agent.sensors.worker import SensorEventSink, SensorWorker
 from agent.telemetry import LatencyRecorder
+from agent.wiring import decision_rules
 
 __all__ = ["SensorGroup"]
 
@@ -88,15 +89,7 @@ class SensorGroup:
 
     def rules(self, decision: DecisionConfig) -> DecisionRules:
         """The decision rules for this group's model under ``decision`` (a reload applies them in place)."""
-        thresholds = self.bundle.card.thresholds
-        return DecisionRules.from_card(
-            thresholds.defect,
-            thresholds.per_label,
-            decision.sensitivity,
-            decision.thresholds,
-            decision.min_consecutive,
-            decision.cooldown_s,
-        )
+        return decision_rules(self.bundle.card, decision)
 
     def start(self, subscriber: Subscriber, seq: int = 0) -> None:
         """Start inspecting; ``seq``: the last window number of the group this one replaces."""

@@ -8,7 +8,15 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-__all__ = ["BadPayload", "Sample", "parse_number", "parse_time", "pick_field"]
+__all__ = [
+    "BadPayload",
+    "Sample",
+    "parse_number",
+    "parse_time",
+    "pick_field",
+    "sample_time",
+    "samples_from_fields",
+]
 
 
 @dataclass(frozen=True)
@@ -48,6 +56,20 @@ def parse_time(value: Any) -> float:
             pass
     number = parse_number(value, "time")
     return number / 1000.0 if number > 1e11 else number
+
+
+def sample_time(record: dict[str, Any], time_field: str | None, arrival: float) -> float:
+    """The record's own time (``time_field``), or its arrival time when it has none."""
+    if time_field and record.get(time_field) is not None:
+        return parse_time(record[time_field])
+    return arrival
+
+
+def samples_from_fields(record: dict[str, Any], fields: dict[str, str], when: float) -> list[Sample]:
+    """One sample per ``channel -> key`` (dots for nesting); a missing or bad value raises ``BadPayload``."""
+    return [
+        Sample(channel, when, parse_number(pick_field(record, key), key)) for channel, key in fields.items()
+    ]
 
 
 def pick_field(document: Any, path: str) -> Any:

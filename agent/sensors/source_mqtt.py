@@ -15,7 +15,15 @@ from typing import Any, Protocol
 
 from agent.config import TopicMapping
 from agent.sensors.counters import ProblemLog, SensorCounters
-from agent.sensors.samples import BadPayload, Sample, decode, parse_number, parse_time, pick_field
+from agent.sensors.samples import (
+    BadPayload,
+    Sample,
+    decode,
+    parse_number,
+    pick_field,
+    sample_time,
+    samples_from_fields,
+)
 
 __all__ = ["MqttSensorSource", "Subscriber", "samples_from_payload"]
 
@@ -31,16 +39,11 @@ class Subscriber(Protocol):
 def samples_from_payload(mapping: TopicMapping, topic: str, payload: bytes, arrival: float) -> list[Sample]:
     """The samples one message carries; raises ``BadPayload`` when it carries none."""
     document = decode(payload)
-    when = arrival
-    if isinstance(document, dict) and mapping.time_field and document.get(mapping.time_field) is not None:
-        when = parse_time(document[mapping.time_field])
+    when = sample_time(document, mapping.time_field, arrival) if isinstance(document, dict) else arrival
     if mapping.fields:
         if not isinstance(document, dict):
             raise BadPayload("non_numeric", f"expected a JSON object with {sorted(mapping.fields.values())}")
-        return [
-            Sample(ch, when, parse_number(pick_field(document, key), key))
-            for ch, key in mapping.fields.items()
-        ]
+        return samples_from_fields(document, mapping.fields, when)
     channel = mapping.channel or topic.rsplit("/", 1)[-1]
     value: Any = pick_field(document, mapping.field) if isinstance(document, dict) else document
     return [Sample(channel, when, parse_number(value, "value"))]

@@ -24,7 +24,7 @@ import serial
 
 from agent.config import SerialSourceConfig
 from agent.sensors.counters import ProblemLog, SensorCounters
-from agent.sensors.samples import BadPayload, Sample, parse_number, parse_time, pick_field
+from agent.sensors.samples import BadPayload, Sample, parse_number, sample_time, samples_from_fields
 from agent.status import ExitStatus, InspectError
 
 __all__ = ["SerialSensorSource", "check_mapping", "samples_from_line"]
@@ -55,21 +55,16 @@ def _parse(config: SerialSourceConfig, channels: list[str], line: bytes, arrival
         if len(cells) != len(config.columns):
             raise BadPayload("missing_field", f"{len(cells)} cells, expected {len(config.columns)}")
         row = dict(zip(config.columns, cells, strict=True))
-        when = arrival
-        if config.time_field and config.time_field in row:
-            when = parse_time(row[config.time_field])
-        return [Sample(ch, when, parse_number(row[ch], ch)) for ch in channels]
+        when = sample_time(row, config.time_field, arrival)
+        return [Sample(ch, when, parse_number(row[ch], ch)) for ch in channels]  # names are not paths here
     try:
         document = json.loads(text)
     except ValueError:
         raise BadPayload("non_numeric", "line is not JSON") from None
     if not isinstance(document, dict):
         raise BadPayload("non_numeric", "line is not a JSON object")
-    when = arrival
-    if config.time_field and document.get(config.time_field) is not None:
-        when = parse_time(document[config.time_field])
-    keys = config.fields or {channel: channel for channel in channels}
-    return [Sample(ch, when, parse_number(pick_field(document, key), key)) for ch, key in keys.items()]
+    when = sample_time(document, config.time_field, arrival)
+    return samples_from_fields(document, config.fields or {channel: channel for channel in channels}, when)
 
 
 def check_mapping(group: str, config: SerialSourceConfig, channels: list[str]) -> None:
