@@ -6,8 +6,10 @@ saying why; nothing a subscriber sends can stop the agent.
 
 from __future__ import annotations
 
+import json
 import logging
 import time
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from agent.bundle import load_bundle
@@ -25,6 +27,7 @@ from agent.commands import (
 )
 from agent.config import ConfigError, load_config
 from agent.messages import new_event_id
+from agent.modelcard import card_path_for
 from agent.render import annotate, encode_jpeg
 from agent.status import InspectError
 from agent.trigger import CommandTrigger
@@ -151,12 +154,17 @@ class CommandHandler:
         bundle = agent.model.bundle if agent.model is not None else None
         try:
             if bundle is not None and (
-                config.model != old.model or not _same_file(bundle.card.tflite_sha256, config)
+                config.model != old.model or not _same_file(bundle.card.tflite_sha256, config.model.path)
             ):
                 bundle = load_bundle(config.model.path, config.model.threads)  # beside the old one
+            replaced = [
+                g for g, running in agent.sensors.items()
+                if g in config.sensors
+                and not _same_file(running.bundle.card.tflite_sha256, config.sensors[g].model)
+            ]  # fmt: skip
             groups = {
                 g: (agent.sensor_group(config, g) if _runs(config, g) else None)
-                for g in _changed_groups(config, old)
+                for g in sorted(set(_changed_groups(config, old)) | set(replaced))
             }
         except InspectError as exc:
             agent.last_error = f"reload rejected, running config kept: {exc}"
@@ -217,10 +225,12 @@ def _source_side(section: Any) -> Any:
     return None if section is None else section.model_copy(update={"decision": None})
 
 
-def _same_file(sha256: str, config: Any) -> bool:
-    from agent.modelcard import card_path_for, load_card
-
+def _same_file(sha256: str, model_path: Path) -> bool:
+    """Whether the card beside ``model_path`` still describes the running model (a bundle copied over the
+    old one under the same path is a new model). Only the card's recorded hash is read: the full load, which
+    checks the file against it, follows when it differs."""
     try:
-        return load_card(card_path_for(config.model.path)).tflite_sha256 == sha256
-    except InspectError:
+        text = card_path_for(model_path).read_text()
+        return bool(json.loads(text).get("tflite_sha256") == sha256)
+    except (OSError, ValueError, AttributeError):
         return False

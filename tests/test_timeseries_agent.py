@@ -22,6 +22,7 @@ from __future__ import annotations
 import ast
 import json
 import re
+import shutil
 import time
 from pathlib import Path
 from typing import Any
@@ -31,6 +32,7 @@ import pytest
 import yaml
 from paho.mqtt.enums import CallbackAPIVersion
 
+from agent.modelcard import card_path_for, load_series_card
 from tests.agent_harness import ROOT, AgentProcess, payloads, wait_until
 from tests.broker import Mosquitto, Subscriber
 from tools.timeseries.synth import generate
@@ -215,7 +217,7 @@ def test_reload_applies_sensor_decisions_in_place_restarts_a_changed_group_and_k
     mosquitto: Mosquitto, tmp_path: Path
 ) -> None:
     config = _config(tmp_path / "agent.yaml", mosquitto)
-    recording = generate(40, 10.0, seed=99, anomalies_per_hour=0)
+    recording = generate(50, 10.0, seed=99, anomalies_per_hour=0)
     base = float(int(time.time()))
     sub = Subscriber(mosquitto, "inspect/test-dev/#")
     publisher = _Publisher(mosquitto)
@@ -279,6 +281,26 @@ def test_reload_applies_sensor_decisions_in_place_restarts_a_changed_group_and_k
             assert wait_until(lambda: len(sub.matching(EVENTS)) >= events + 4, 15), _stats_counters(sub)
             seqs = [e["seq"] for e in payloads(sub, EVENTS, "sensor-event")]
             assert seqs == list(range(1, len(seqs) + 1)), seqs
+
+            # A bundle copied over the running one under the same path is a new model: the group restarts
+            # on it, and its events name it.
+            in_place = tmp_path / "press.tflite"
+            shutil.copy(MODEL, in_place)
+            shutil.copy(card_path_for(MODEL), card_path_for(in_place))
+            reply = reload(lambda d: d["sensors"]["press1"].update(model=str(in_place)))
+            assert reply["ok"] and reply["result"]["sensors_restarted"] == ["press1"], reply
+            int8 = MODEL.with_name("sensors_int8.tflite")
+            shutil.copy(int8, in_place)
+            shutil.copy(card_path_for(int8), card_path_for(in_place))
+            reply = reload(lambda d: None)  # the same config, rewritten: only the file changed
+            assert reply["ok"] and reply["result"]["sensors_restarted"] == ["press1"], reply
+            reply = reload(lambda d: None)  # and nothing restarts when nothing changed
+            assert reply["ok"] and reply["result"]["sensors_restarted"] == [], reply
+            events = len(sub.matching(EVENTS))
+            send(new_topic, range(400, 500))
+            assert wait_until(lambda: len(sub.matching(EVENTS)) >= events + 4, 15), _stats_counters(sub)
+            new_sha = load_series_card(card_path_for(int8)).tflite_sha256
+            assert payloads(sub, EVENTS, "sensor-event")[-1]["model"]["sha256"] == new_sha
 
             # Cameras on a sensors-only agent need a restart (there is no image model loaded).
             def add_camera(d: dict[str, Any]) -> None:
