@@ -47,8 +47,8 @@ test: $(VENV)/.dev-installed
 	$(VENV)/bin/pytest -q
 
 lint: $(VENV)/.dev-installed
-	$(VENV)/bin/ruff check agent tools tests scripts
-	$(VENV)/bin/ruff format --check agent tools tests scripts
+	$(VENV)/bin/ruff check agent tools tests scripts benchmarks
+	$(VENV)/bin/ruff format --check agent tools tests scripts benchmarks
 
 typecheck: $(VENV)/.dev-installed
 	$(VENV)/bin/mypy

@@ -25,6 +25,13 @@ from tools._cli_util import HelpFormatter, ensure_output_dir
 from tools.dataset import LabelledImages, load_images, stratified_split
 from tools.metrics import classification_metrics, defect_scores, threshold_for_recall
 from tools.tf_util import import_tensorflow, tool_versions, tqdm_epochs
+from tools.train_budget import (
+    EpochClock,
+    adjustable_cosine,
+    budget_callback,
+    finish_reserve_s,
+    split_deadline,
+)
 from tools.train_data import class_weights, make_dataset
 
 __all__ = ["TRAINING_JSON", "add_parser", "run"]
@@ -72,7 +79,17 @@ def add_parser(subparsers: Any) -> None:
         "--resize", choices=["stretch", "letterbox"], default="stretch", help="how images meet the input"
     )
     p.add_argument("--width", type=float, default=1.0, help="channel width multiplier (0.5 = ~4x fewer MACs)")
-    p.add_argument("--epochs", type=int, default=30)
+    p.add_argument(
+        "--epochs", type=int, default=30, help="epochs with the classifier (at most, with --time-budget)"
+    )
+    p.add_argument(
+        "--time-budget",
+        type=float,
+        metavar="MINUTES",
+        help="finish within this many minutes of wall time, data loading included: after each epoch the "
+        "epochs that still fit are re-planned from the measured epoch times and the learning-rate "
+        "schedule ends at the new last epoch (classification only)",
+    )
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--lr", type=float, default=2e-3, help="initial Adam learning rate (cosine decay to 5%%)")
     p.add_argument(
@@ -127,6 +144,11 @@ def add_parser(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.time_budget is not None and (args.task != "classification" or args.time_budget <= 0):
+        raise InspectError(
+            "--time-budget takes a positive number of minutes and applies to --task classification only",
+            ExitStatus.USAGE,
+        )
     if args.task == "detection":
         from tools.train_detect import run as train_detector
 
@@ -159,7 +181,7 @@ def run(args: argparse.Namespace) -> int:
         defect_map=use_maps,
         map_context=args.map_context,
     )
-    _compile(keras, model, args, use_maps, steps=args.epochs * -(-len(train_set) // args.batch_size))
+    steps_per_epoch = -(-len(train_set) // args.batch_size)
     log.info(
         "model: %d parameters, input %s, defect-map head: %s", model.count_params(), spec.shape, use_maps
     )
@@ -176,17 +198,41 @@ def run(args: argparse.Namespace) -> int:
         # Measured on 2,000 synthetic images: with the map first, held-out AUC 0.88 after 12+24 epochs;
         # training both from the start stayed at chance for 18 epochs (docs/model-report.md).
         args.map_epochs = round(0.4 * args.epochs)
-    if use_maps and args.map_epochs > 0:
-        _pretrain_map(keras, model, args, train_data, _calibration_sample(train_set, args.seed))
-        _compile(keras, model, args, use_maps, steps=args.epochs * -(-len(train_set) // args.batch_size))
+    if not use_maps:
+        args.map_epochs = 0
+    deadline: float | None = None
+    if args.time_budget is not None:
+        deadline = started + 60.0 * args.time_budget - finish_reserve_s(60.0 * args.time_budget)
+    if args.map_epochs > 0:
+        map_clock = None
+        if deadline is not None:
+            map_deadline = split_deadline(time.monotonic(), deadline, args.map_epochs, args.epochs)
+            map_clock = EpochClock(map_deadline, args.map_epochs)
+        _pretrain_map(keras, model, args, train_data, _calibration_sample(train_set, args.seed), map_clock)
+        if map_clock is not None:
+            args.map_epochs = len(map_clock.durations)  # training.json records what ran
+    schedule = _compile(keras, model, args, use_maps, steps=args.epochs * steps_per_epoch)
+    callbacks = _callbacks(keras, checkpoint, args, _calibration_sample(train_set, args.seed), monitor)
+    clock = None
+    if deadline is not None:
+        clock = EpochClock(deadline, args.epochs)
+        callbacks.insert(0, budget_callback(clock, steps_per_epoch, schedule))
     history = model.fit(
         train_data,
         validation_data=val_data,
         epochs=args.epochs,
-        callbacks=_callbacks(keras, checkpoint, args, _calibration_sample(train_set, args.seed), monitor),
+        callbacks=callbacks,
         shuffle=False,  # the tf.data pipeline shuffles
         verbose=0,
     ).history
+    if clock is not None and deadline is not None and time.monotonic() > deadline:
+        log.warning(
+            "--time-budget %g min: passed by %.0f s; an epoch takes ~%.0f s here, and a phase always runs "
+            "at least one",
+            args.time_budget,
+            time.monotonic() - deadline,
+            clock.typical_epoch_s(),
+        )
     model.load_weights(checkpoint)
     checkpoint.unlink()
     best, heatmap_kind = deployable(model, good_index)
@@ -211,6 +257,14 @@ def run(args: argparse.Namespace) -> int:
         "history": {k: [float(v) for v in vals] for k, vals in history.items()},
         "best_epoch": best_epoch,
         "epochs_run": len(history["val_loss"]),
+        "time_budget": None
+        if clock is None
+        else {
+            "minutes": args.time_budget,
+            "map_epochs_run": args.map_epochs,
+            "epochs_planned_last": clock.planned,
+            "typical_epoch_s": round(clock.typical_epoch_s(), 2),
+        },
         "validation": classification_metrics(
             val_set.labels, probs, train_set.class_names, good_index, choice.threshold
         ),
@@ -320,11 +374,12 @@ def _calibration_sample(data: LabelledImages, seed: int, count: int = 256) -> np
     return data.pixels[np.sort(index)]
 
 
-def _compile(keras: Any, model: Any, args: argparse.Namespace, use_maps: bool, steps: int) -> None:
+def _compile(keras: Any, model: Any, args: argparse.Namespace, use_maps: bool, steps: int) -> Any:
+    """Compiles for the joint phase; returns the learning-rate schedule (its horizon can move)."""
     # Cosine decay over the planned epochs rather than cuts on a validation plateau: on small
     # defects the validation loss wanders near the class prior for many epochs, and plateau
     # cuts there (seen here: twice before epoch 22) starve the phase where learning happens.
-    schedule = keras.optimizers.schedules.CosineDecay(args.lr, decay_steps=steps, alpha=0.05)
+    schedule = adjustable_cosine(args.lr, total_steps=steps, alpha=0.05)
     if use_maps:
         model.compile(
             optimizer=keras.optimizers.Adam(schedule),
@@ -341,10 +396,16 @@ def _compile(keras: Any, model: Any, args: argparse.Namespace, use_maps: bool, s
             loss="sparse_categorical_crossentropy",
             metrics=["accuracy"],
         )
+    return schedule
 
 
 def _pretrain_map(
-    keras: Any, model: Any, args: argparse.Namespace, data: Any, calibration: np.ndarray
+    keras: Any,
+    model: Any,
+    args: argparse.Namespace,
+    data: Any,
+    calibration: np.ndarray,
+    clock: EpochClock | None,
 ) -> None:
     """Segmentation first, then the decision (Tabernik et al., 2019): the map alone learns where
     defects are; the classifier, which reads the map's peak, then starts from a useful signal."""
@@ -359,7 +420,10 @@ def _pretrain_map(
         },
         loss_weights={"probabilities": 0.0, "defect_map": 1.0},
     )
-    model.fit(data, epochs=args.map_epochs, callbacks=[tqdm_epochs(args.map_epochs)], verbose=0)
+    callbacks = [tqdm_epochs(args.map_epochs)]
+    if clock is not None:
+        callbacks.insert(0, budget_callback(clock, steps_per_epoch=1))  # constant learning rate here
+    model.fit(data, epochs=args.map_epochs, callbacks=callbacks, verbose=0)
     recalibrate_batchnorm(model, calibration)
 
 
