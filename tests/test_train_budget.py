@@ -36,8 +36,8 @@ def test_a_machine_getting_busier_shrinks_the_plan() -> None:
 def test_the_map_phase_gets_its_share_of_the_time() -> None:
     assert split_deadline(now=10.0, deadline=150.0, map_epochs=2, epochs=5) == pytest.approx(50.0)
     assert split_deadline(now=10.0, deadline=150.0, map_epochs=0, epochs=5) == 10.0
-    assert finish_reserve_s(15 * 60) == pytest.approx(27.0)
-    assert finish_reserve_s(1.0) == 10.0 and finish_reserve_s(10 * 3600) == 60.0
+    assert finish_reserve_s(15 * 60) == pytest.approx(45.0)
+    assert finish_reserve_s(1.0) == 15.0 and finish_reserve_s(10 * 3600) == 90.0
 
 
 def test_the_cosine_ends_where_the_plan_ends() -> None:
