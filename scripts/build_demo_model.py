@@ -46,7 +46,7 @@ def main() -> int:
         help="extra scratch images (their own seed): with the extra chips, the two kinds behind the last "
         "misses at high recall (docs/model-report.md); 0 for none (default: %(default)s)",
     )
-    add("--epochs", type=int, default=40, help="epochs with the classifier (default: %(default)s)")
+    add("--epochs", type=int, default=60, help="epochs with the classifier (default: %(default)s)")
     add("--map-epochs", type=int, default=5, help="defect-map epochs first (default: %(default)s)")
     add("--input-size", type=int, default=160, help="model input side in pixels (default: %(default)s)")
     add("--width", type=float, default=1.25, help="channel width multiplier (default: %(default)s)")
