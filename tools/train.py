@@ -182,6 +182,7 @@ def run(args: argparse.Namespace) -> int:
         map_context=args.map_context,
     )
     steps_per_epoch = -(-len(train_set) // args.batch_size)
+    _compile(keras, model, args, use_maps, steps=args.epochs * steps_per_epoch)
     log.info(
         "model: %d parameters, input %s, defect-map head: %s", model.count_params(), spec.shape, use_maps
     )
@@ -379,7 +380,10 @@ def _compile(keras: Any, model: Any, args: argparse.Namespace, use_maps: bool, s
     # Cosine decay over the planned epochs rather than cuts on a validation plateau: on small
     # defects the validation loss wanders near the class prior for many epochs, and plateau
     # cuts there (seen here: twice before epoch 22) starve the phase where learning happens.
-    schedule = adjustable_cosine(args.lr, total_steps=steps, alpha=0.05)
+    if args.time_budget is None:
+        schedule = keras.optimizers.schedules.CosineDecay(args.lr, decay_steps=steps, alpha=0.05)
+    else:  # the same curve, with a horizon the budget can move
+        schedule = adjustable_cosine(args.lr, total_steps=steps, alpha=0.05)
     if use_maps:
         model.compile(
             optimizer=keras.optimizers.Adam(schedule),
