@@ -226,12 +226,13 @@ def run(args: argparse.Namespace) -> int:
         shuffle=False,  # the tf.data pipeline shuffles
         verbose=0,
     ).history
-    if clock is not None and deadline is not None and time.monotonic() > deadline:
+    late_s = 0.0 if clock is None else time.monotonic() - clock.deadline
+    if clock is not None and late_s > 0:
         log.warning(
             "--time-budget %g min: passed by %.0f s; an epoch takes ~%.0f s here, and a phase always runs "
             "at least one",
             args.time_budget,
-            time.monotonic() - deadline,
+            late_s,
             clock.typical_epoch_s(),
         )
     model.load_weights(checkpoint)
